@@ -1,0 +1,141 @@
+"""Shared fixtures: a real zerohttp server on 127.0.0.1, run in a background thread.
+
+``server`` is parametrised over loop (uvloop, asyncio) x body path (sendfile, fallback), so
+every end-to-end test using it runs four times. ``start_server`` is the context manager
+behind it, for tests that need their own root or configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zerohttp import Config, Server
+from zerohttp.loops import loop_factory
+
+LOOPS = ["uvloop", "asyncio"]
+BODY_PATHS = ["sendfile", "fallback"]
+
+SIZES = {"empty.bin": 0, "one.bin": 1, "kib.bin": 1024, "ten-mib.bin": 10 * 1024 * 1024}
+
+
+@dataclass
+class RunningServer:
+    host: str
+    port: int
+    root: Path
+    loop_name: str
+    body_path: str
+    server: Server
+    loop: asyncio.AbstractEventLoop
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def call(self, func: Any, *args: Any) -> Any:
+        """Run ``func(*args)`` on the server's loop thread and return its result."""
+        done = threading.Event()
+        result: list[Any] = []
+        self.loop.call_soon_threadsafe(lambda: (result.append(func(*args)), done.set()))
+        done.wait(5)
+        return result[0]
+
+
+@contextlib.contextmanager
+def start_server(
+    root: Path, loop: str = "asyncio", body_path: str = "sendfile", **config: Any
+) -> Iterator[RunningServer]:
+    """Serve ``root`` on a free port until the block ends."""
+    _, factory = loop_factory(loop)
+    cfg = Config(root=str(root), port=0, sendfile=body_path == "sendfile", **config)
+    started = threading.Event()
+    holder: dict[str, Any] = {}
+
+    def run() -> None:
+        event_loop = factory()
+        asyncio.set_event_loop(event_loop)
+        server = Server(cfg)
+        holder["loop"] = event_loop
+        holder["server"] = server
+        stop = event_loop.create_future()
+        holder["stop"] = stop
+
+        async def main() -> None:
+            try:
+                await server.start()
+            except BaseException as exc:
+                holder["error"] = exc
+                started.set()
+                return
+            started.set()
+            await stop
+            await server.shutdown(grace=1.0)
+
+        try:
+            event_loop.run_until_complete(main())
+        finally:
+            event_loop.close()
+
+    thread = threading.Thread(target=run, name="zerohttp-test-server", daemon=True)
+    thread.start()
+    assert started.wait(10), "server did not start"
+    if "error" in holder:
+        raise holder["error"]
+    server: Server = holder["server"]
+    event_loop: asyncio.AbstractEventLoop = holder["loop"]
+    host, port = server.addresses[0]
+    try:
+        yield RunningServer(
+            host, port, Path(server.config.root), loop, body_path, server, event_loop
+        )
+    finally:
+        event_loop.call_soon_threadsafe(
+            lambda: holder["stop"].done() or holder["stop"].set_result(None)
+        )
+        thread.join(10)
+
+
+def make_site(root: Path) -> Path:
+    """A site with files of every interesting size, an index, a dotfile and a nested dir."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, size in SIZES.items():
+        (root / name).write_bytes(os.urandom(size))
+    (root / "index.html").write_text("<!doctype html><title>home</title>\n")
+    (root / "style.css").write_text("body { color: red }\n")
+    (root / "sub").mkdir()
+    (root / "sub" / "index.html").write_text("<p>sub index</p>\n")
+    (root / "sub" / "page.txt").write_text("nested page\n")
+    (root / "noindex").mkdir()
+    (root / "noindex" / "file.txt").write_text("no index here\n")
+    (root / ".secret").write_text("hidden\n")
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_text("hidden too\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_site(tmp_path_factory.mktemp("site") / "root")
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(lp, bp) for lp in LOOPS for bp in BODY_PATHS],
+    ids=[f"{lp}-{bp}" for lp in LOOPS for bp in BODY_PATHS],
+)
+def server(request: pytest.FixtureRequest, site: Path) -> Iterator[RunningServer]:
+    loop, body_path = request.param
+    with start_server(site, loop, body_path) as running:
+        yield running

@@ -1,0 +1,66 @@
+"""``zerohttp`` command line, generated from the fields of ``Config``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from . import __version__
+from .config import Config
+from .errors import ConfigError
+from .server import run
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad arguments end with one line on stderr, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"zerohttp: error: {message} (see zerohttp --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="zerohttp", description="Serve a directory over HTTP/1.1, file bodies zero-copy."
+    )
+    parser.add_argument("--version", action="version", version=f"zerohttp {__version__}")
+    defaults = Config()
+    for field in dataclasses.fields(Config):
+        meta = field.metadata
+        default = getattr(defaults, field.name)
+        kwargs: dict[str, Any] = {"help": f"{meta['help']} (default: {default})"}
+        if "choices" in meta:
+            kwargs["choices"] = meta["choices"]
+        if meta.get("positional"):
+            parser.add_argument(field.name, nargs="?", default=default, metavar="ROOT", **kwargs)
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = type(default)
+            kwargs["metavar"] = field.name.upper()
+        parser.add_argument(flag, dest=field.name, default=default, **kwargs)
+    return parser
+
+
+def parse_config(argv: Sequence[str] | None = None) -> Config:
+    namespace = build_parser().parse_args(argv)
+    config = Config(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(Config)})
+    if not 0 <= config.port <= 65535:
+        raise ConfigError(f"--port {config.port}: must be between 0 and 65535")
+    return config
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        config = parse_config(argv)
+        logging.basicConfig(level=config.log_level.upper(), format="%(message)s", stream=sys.stderr)
+        run(config)
+    except ConfigError as exc:
+        sys.exit(f"zerohttp: error: {exc}")
+    except KeyboardInterrupt:
+        pass

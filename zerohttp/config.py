@@ -1,0 +1,49 @@
+"""One settings object shared by the CLI, the Python API and the connection layer.
+
+Each field carries its CLI help in its metadata so the command line is built from this
+class (see ``cli.py``) and the option list exists exactly once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+LoopName = Literal["auto", "uvloop", "asyncio"]
+LOOP_NAMES: tuple[LoopName, ...] = ("auto", "uvloop", "asyncio")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def _opt(default: Any, help: str, **cli: Any) -> Any:
+    return field(default=default, metadata={"help": help, **cli})
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything a running server needs to know; immutable once the server starts."""
+
+    root: str = _opt(".", "directory to serve (default: the current directory)", positional=True)
+    host: str = _opt("127.0.0.1", "address to listen on")
+    port: int = _opt(8000, "TCP port to listen on (0 picks a free one)")
+    loop: LoopName = _opt(
+        "auto", "event loop: uvloop when installed, else asyncio", choices=LOOP_NAMES
+    )
+    sendfile: bool = _opt(
+        True, "send file bodies with sendfile(2); --no-sendfile reads them instead"
+    )
+    log_level: str = _opt("info", "logging level", choices=LOG_LEVELS)
+    max_header_bytes: int = _opt(
+        16384, "largest accepted request line plus header fields, in bytes (else 431)"
+    )
+    keepalive_timeout: float = _opt(75.0, "seconds an idle keep-alive connection is kept open")
+    header_timeout: float = _opt(30.0, "seconds a client has to send a complete request head")
+    send_timeout: float = _opt(60.0, "seconds a response may make no progress before it is aborted")
+    max_discard_bytes: int = _opt(
+        65536,
+        "largest request body (sent with a GET or HEAD) read and dropped on a kept connection",
+    )
+    backlog: int = _opt(1024, "listen(2) backlog")
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,118 @@
+"""The one I/O step of the static core: from a normalised path to an open regular file.
+
+Containment is decided on the fully resolved path (``os.path.realpath``), so a symlink
+anywhere along the way that leads outside the root is refused; the final component is
+opened with ``O_NOFOLLOW`` and the descriptor is ``fstat``-ed, so the metadata that goes
+into the headers describes exactly the bytes that will be sent even if the file is
+replaced meanwhile. Everything here is a plain blocking ``os`` call of a few µs.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)  # a FIFO planted under the root must never block us
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+_MISSING_ERRNOS = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG, errno.ENXIO, errno.EISDIR}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """The ``fstat`` facts a response is built from."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFile:
+    fd: int
+    info: FileInfo
+    name: str  # the served file's own name (index.html for a directory), for its media type
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsSlash:
+    """A directory was asked for without its trailing slash."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotFound:
+    forbidden: bool = False
+
+
+Lookup = OpenFile | NeedsSlash | NotFound
+
+
+class FileResolver:
+    """Resolves request paths below one root directory."""
+
+    def __init__(self, root: str, index_names: Sequence[str] = ("index.html",)) -> None:
+        self.root = os.path.realpath(root)
+        self._prefix = self.root.rstrip(os.sep) + os.sep
+        self.index_names = tuple(index_names)
+
+    def _contained(self, real: str) -> bool:
+        return real == self.root or real.startswith(self._prefix)
+
+    def _hidden(self, real: str) -> bool:
+        """A symlink inside the root must not expose a dotfile either."""
+        relative = real[len(self._prefix) :] if real != self.root else ""
+        return any(part.startswith(".") for part in relative.split(os.sep) if part)
+
+    def lookup(self, relative: str, trailing_slash: bool) -> Lookup:
+        real = os.path.realpath(os.path.join(self.root, relative))
+        if not self._contained(real) or self._hidden(real):
+            return NotFound()
+        try:
+            st = os.stat(real)
+        except OSError as exc:
+            return NotFound(forbidden=exc.errno == errno.EACCES)
+        if stat.S_ISDIR(st.st_mode):
+            if not trailing_slash:
+                return NeedsSlash()
+            return self._index(real)
+        if trailing_slash:
+            return NotFound()
+        return self._open(real)
+
+    def _index(self, directory: str) -> Lookup:
+        for name in self.index_names:
+            candidate = os.path.realpath(os.path.join(directory, name))
+            if self._contained(candidate) and not self._hidden(candidate):
+                found = self._open(candidate)
+                if isinstance(found, OpenFile):
+                    return found
+        return NotFound()
+
+    def _open(self, real: str) -> Lookup:
+        try:
+            fd = os.open(real, _OPEN_FLAGS)
+        except OSError as exc:
+            if exc.errno in _MISSING_ERRNOS:
+                return NotFound()
+            return NotFound(forbidden=exc.errno in (errno.EACCES, errno.EPERM))
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            return NotFound()
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return NotFound()
+        info = FileInfo(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+        return OpenFile(fd, info, os.path.basename(real), real)

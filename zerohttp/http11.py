@@ -1,0 +1,101 @@
+"""HTTP/1.1 connection rules that h11 leaves to us, as plain functions over plain data.
+
+zerohttp keeps h11 as its request parser but renders responses itself (h11's
+``Connection.send`` costs ~20 µs a response), so the parts of the state machine that
+decide framing, keep-alive and limits for the *response* live here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .response import SERVER_NAME, status_line
+
+SUPPORTED_VERSIONS = (b"1.1", b"1.0")
+CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+Headers = Sequence[tuple[bytes, bytes]]
+
+
+def head_size(method: bytes, target: bytes, headers: Headers) -> int:
+    """Bytes of the request line and header fields in canonical form.
+
+    h11's ``max_incomplete_event_size`` only bounds a head still arriving; a complete one
+    that lands in a single read is accepted at any size, so this is checked on every
+    request. Canonical form (``name: value\\r\\n``) never exceeds what was on the wire by
+    more than the whitespace h11 trimmed.
+    """
+    size = len(method) + len(target) + len(b" HTTP/1.1\r\n\r\n") + 1
+    for name, value in headers:
+        size += len(name) + len(value) + 4
+    return size
+
+
+def request_error(
+    http_version: bytes, method: bytes, target: bytes, headers: Headers, max_head: int
+) -> int | None:
+    """The status a request must be refused with before it is handled, or None."""
+    if http_version not in SUPPORTED_VERSIONS:
+        return 505
+    if head_size(method, target, headers) > max_head:
+        return 431
+    return None
+
+
+def connection_tokens(headers: Headers) -> set[bytes]:
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    return tokens
+
+
+def keep_alive_requested(http_version: bytes, headers: Headers) -> bool:
+    """RFC 9112 §9.3: 1.1 persists unless ``close``; 1.0 only with ``keep-alive``."""
+    tokens = connection_tokens(headers)
+    if http_version == b"1.0":
+        return b"keep-alive" in tokens and b"close" not in tokens
+    return b"close" not in tokens
+
+
+def declared_body(headers: Headers) -> int | None:
+    """Bytes of request body announced: a Content-Length, 0 for none, None for chunked.
+
+    h11 has already refused conflicting or malformed framing by the time this is asked.
+    """
+    if any(name == b"transfer-encoding" for name, _ in headers):
+        return None
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value)
+    return 0
+
+
+def expects_continue(http_version: bytes, headers: Headers) -> bool:
+    return http_version == b"1.1" and any(
+        name == b"expect" and value.lower() == b"100-continue" for name, value in headers
+    )
+
+
+def render_head(
+    status: int, fields: bytes, date_line: bytes, *, keep_alive: bool, http10: bool
+) -> bytes:
+    """Status line, Date, Server, the core's fields and the Connection field, then CRLF."""
+    if not keep_alive:
+        connection = b"Connection: close\r\n"
+    elif http10:
+        connection = b"Connection: keep-alive\r\n"
+    else:
+        connection = b""
+    return b"".join(
+        (
+            status_line(status),
+            date_line,
+            b"Server: ",
+            SERVER_NAME,
+            b"\r\n",
+            fields,
+            connection,
+            b"\r\n",
+        )
+    )

@@ -1,0 +1,429 @@
+"""The asyncio edge: one ``HTTPConnection`` per TCP connection, moving bytes only.
+
+h11 parses each request (a fresh ``h11.Connection`` per request cycle, fed the bytes the
+previous one had buffered, since responses are rendered by us and never pass through
+h11); the handler decides the response; this class writes it — small bodies through the
+transport, file bodies zero-copy straight onto the socket, or through the aiofiles
+fallback — and keeps the connection's bookkeeping: keep-alive, pipelining order,
+discarded request bodies, timeouts and flow control.
+
+Flow control invariant: the transport's write-buffer limits are (0, 0), so it pauses us
+the moment anything stays buffered, and no new response starts until it is empty again.
+That bounds buffered output to one response and makes direct socket writes safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Coroutine
+from typing import Any, Protocol, cast
+
+import h11
+
+from .config import Config
+from .dates import DateHeader
+from .fallback import copy_region
+from .http11 import (
+    CONTINUE_100,
+    declared_body,
+    expects_continue,
+    keep_alive_requested,
+    render_head,
+    request_error,
+)
+from .response import FileBody, RequestHead, Response, error_response
+from .zerocopy import FileShrank, FileTransfer, SendfileUnsupported, complete_transfer
+
+logger = logging.getLogger("zerohttp")
+
+
+class Handler(Protocol):
+    def handle(self, request: RequestHead) -> Response: ...
+
+
+class ServerState:
+    """What every connection of one server shares."""
+
+    def __init__(self, config: Config, handler: Handler, *, zero_copy: bool) -> None:
+        self.config = config
+        self.handler = handler
+        self.zero_copy = zero_copy
+        self.date = DateHeader()
+        self.connections: set[HTTPConnection] = set()
+        self.log_responses = logger.isEnabledFor(logging.DEBUG)
+
+
+class HTTPConnection(asyncio.Protocol):
+    def __init__(self, state: ServerState) -> None:
+        # shared
+        self.state = state
+        self.config = state.config
+        self.loop = asyncio.get_running_loop()
+        # per connection
+        self.transport: asyncio.Transport | None = None
+        self.sock: socket.socket | None = None  # a dup of the transport's socket, for sendfile
+        self.zero_copy = state.zero_copy
+        self.closing = False
+        self.read_paused = False
+        self.write_paused = False
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.idle = False
+        self.task: asyncio.Task[None] | None = None
+        self.busy = False  # a response is still being written asynchronously
+        # per request cycle
+        self.parser = self._new_parser()
+        self.request: h11.Request | None = None
+        self.discarded = 0
+        self.sent_continue = False
+
+    def _new_parser(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes)
+
+    # --- asyncio callbacks -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport = transport
+        transport.set_write_buffer_limits(high=0, low=0)
+        raw = transport.get_extra_info("socket")
+        if raw is not None and raw.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        if raw is None or transport.get_extra_info("sslcontext") is not None:
+            self.zero_copy = False
+        self.state.connections.add(self)
+        self._arm_timer(self.config.header_timeout, idle=False)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.parser.receive_data(data)
+        if self.busy:
+            self._pause_reading()
+            return
+        if self.idle:
+            self._arm_timer(self.config.header_timeout, idle=False)
+        self._process()
+
+    def eof_received(self) -> bool:
+        self.parser.receive_data(b"")
+        if not self.busy and not self.closing:
+            self._process()
+        return True  # keep the write side open for the response in progress
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake_drain(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self._cancel_timer()
+        self._wake_drain(ConnectionResetError("connection lost"))
+        if self.task is not None:
+            self.task.cancel()
+        self._close_socket()
+        self.state.connections.discard(self)
+
+    # --- request cycle -----------------------------------------------------------------
+
+    def _process(self) -> None:
+        """Handle every complete request h11 has buffered, in order, until one goes async."""
+        while not self.busy and not self.closing:
+            try:
+                event = self.parser.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._refuse(exc.error_status_hint)
+                return
+            if event is h11.NEED_DATA:
+                self._need_data()
+                return
+            kind = type(event)
+            if kind is h11.Request:
+                self._on_request(event)  # type: ignore[arg-type]
+            elif kind is h11.Data:
+                self._on_body_bytes(len(event.data))  # type: ignore[union-attr]
+            elif kind is h11.EndOfMessage:
+                assert self.request is not None
+                self._dispatch(self.request, force_close=False)
+            else:  # ConnectionClosed (PAUSED cannot happen: one parser per cycle)
+                self._close()
+                return
+
+    def _on_request(self, event: h11.Request) -> None:
+        headers = event.headers
+        status = request_error(
+            event.http_version, event.method, event.target, headers, self.config.max_header_bytes
+        )
+        if status is not None:
+            self._refuse(status)
+            return
+        self.request = event
+        body = declared_body(headers)
+        if body is None or body > self.config.max_discard_bytes:
+            # A body we would read only to drop: answer now and close instead.
+            self._dispatch(event, force_close=True)
+
+    def _on_body_bytes(self, count: int) -> None:
+        self.discarded += count
+        if self.discarded > self.config.max_discard_bytes and self.request is not None:
+            self._dispatch(self.request, force_close=True)
+
+    def _need_data(self) -> None:
+        request = self.request
+        if (
+            request is not None
+            and not self.sent_continue
+            and expects_continue(request.http_version, request.headers)
+        ):
+            self.sent_continue = True
+            self._write(CONTINUE_100)
+
+    def _dispatch(self, event: h11.Request, *, force_close: bool) -> None:
+        self._cancel_timer()
+        request = RequestHead(event.method, event.target, event.http_version, tuple(event.headers))
+        keep_alive = not force_close and keep_alive_requested(request.http_version, request.headers)
+        try:
+            response = self.state.handler.handle(request)
+        except Exception:
+            logger.exception("handler failed for %r", request.target)
+            response = error_response(500, close=True)
+        self._respond(request, response, keep_alive and not response.close)
+
+    def _refuse(self, status: int) -> None:
+        """Answer a request we cannot parse or accept, then close."""
+        self._cancel_timer()
+        self._respond(None, error_response(status, close=True), keep_alive=False)
+
+    def _respond(self, request: RequestHead | None, response: Response, keep_alive: bool) -> None:
+        http10 = request is not None and request.http_version == b"1.0"
+        head = render_head(
+            response.status,
+            response.fields,
+            self.state.date.line(),
+            keep_alive=keep_alive,
+            http10=http10,
+        )
+        body = response.body
+        if request is not None and request.method == b"HEAD":
+            response.release()
+            body = b""
+        if isinstance(body, FileBody) and body.count:
+            self._send_file(request, response.status, head, body, keep_alive)
+            return
+        if isinstance(body, FileBody):
+            body.close()
+            body = b""
+        self._write(head + body if body else head)
+        self._log(request, response.status, "memory")
+        self._response_done(keep_alive)
+
+    def _response_done(self, keep_alive: bool) -> None:
+        if not keep_alive:
+            self._close()
+        elif self.write_paused:
+            self._run_async(self._drain_then_continue())
+        else:
+            self._next_cycle()
+
+    def _next_cycle(self) -> None:
+        data, closed = self.parser.trailing_data
+        self.parser = self._new_parser()
+        if data:
+            self.parser.receive_data(data)
+        if closed:
+            self.parser.receive_data(b"")
+        self.request = None
+        self.discarded = 0
+        self.sent_continue = False
+        self.busy = False
+        if self.read_paused and not self.closing:
+            self.read_paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+        if data:
+            self._arm_timer(self.config.header_timeout, idle=False)
+        else:
+            self._arm_timer(self.config.keepalive_timeout, idle=True)
+
+    # --- file bodies ---------------------------------------------------------------------
+
+    def _send_file(
+        self, request: RequestHead | None, status: int, head: bytes, body: FileBody, keep: bool
+    ) -> None:
+        sock = self._direct_socket() if self.zero_copy else None
+        if sock is None:
+            self._run_async(self._stream_file(request, status, head, body, keep, None))
+            return
+        transfer = FileTransfer(sock, head, body.fd, body.offset, body.count)
+        try:
+            done = transfer.pump()
+        except SendfileUnsupported:
+            rest = transfer.head_pending
+            self._run_async(self._stream_file(request, status, rest, body, keep, None))
+            return
+        except (FileShrank, OSError) as exc:
+            body.close()
+            self._abort(exc)
+            return
+        if not done:
+            self._run_async(self._stream_file(request, status, b"", body, keep, transfer))
+            return
+        body.close()
+        self._log(request, status, "sendfile")
+        self._response_done(keep)
+
+    async def _stream_file(
+        self,
+        request: RequestHead | None,
+        status: int,
+        head: bytes,
+        body: FileBody,
+        keep: bool,
+        transfer: FileTransfer | None,
+    ) -> None:
+        """Finish a file body that could not go out at once, by sendfile or by reading."""
+        path = "sendfile"
+        try:
+            if transfer is not None:
+                try:
+                    await complete_transfer(self.loop, transfer, self.config.send_timeout)
+                except SendfileUnsupported:
+                    head, transfer = transfer.head_pending, None
+            if transfer is None:
+                path = "fallback"
+                await self._drain()
+                if head:
+                    self._write(head)
+                await copy_region(body.fd, body.offset, body.count, self._write, self._drain)
+        except (FileShrank, OSError, TimeoutError) as exc:
+            self._abort(exc)
+            return
+        finally:
+            body.close()
+        self._log(request, status, path)
+        self._response_done(keep)
+        self._process()
+
+    def _direct_socket(self) -> socket.socket | None:
+        """A non-blocking dup of the connection's socket, safe to hand to add_writer."""
+        if self.sock is None and self.transport is not None:
+            raw = self.transport.get_extra_info("socket")
+            if raw is None:
+                return None
+            self.sock = socket.socket(raw.family, raw.type, raw.proto, fileno=os.dup(raw.fileno()))
+            self.sock.setblocking(False)
+        return self.sock
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _run_async(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        self.busy = True
+        self.task = self.loop.create_task(coroutine)
+
+    async def _drain_then_continue(self) -> None:
+        try:
+            await self._drain()
+        except (OSError, TimeoutError) as exc:
+            self._abort(exc)
+            return
+        self._next_cycle()
+        self._process()
+
+    async def _drain(self) -> None:
+        """Wait until the transport has sent everything it holds."""
+        if not self.write_paused:
+            return
+        if self.closing:
+            raise ConnectionResetError("connection closing")
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        self.drain_waiter = waiter
+        timer = self.loop.call_later(
+            self.config.send_timeout, self._wake_drain, TimeoutError("send timed out")
+        )
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self.drain_waiter = None
+
+    def _wake_drain(self, exc: BaseException | None) -> None:
+        waiter = self.drain_waiter
+        if waiter is not None and not waiter.done():
+            if exc is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(exc)
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.write(data)
+
+    def _pause_reading(self) -> None:
+        if not self.read_paused and self.transport is not None:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def _arm_timer(self, seconds: float, *, idle: bool) -> None:
+        self._cancel_timer()
+        self.idle = idle
+        self.timer = self.loop.call_later(seconds, self._on_timeout)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _on_timeout(self) -> None:
+        self.timer = None
+        if not self.busy:
+            self._close()
+
+    def _close(self) -> None:
+        """Close after everything written so far has been sent."""
+        if not self.closing:
+            self.closing = True
+            self._cancel_timer()
+            if self.transport is not None:
+                self.transport.close()
+        self._close_socket()
+
+    def _abort(self, exc: BaseException) -> None:
+        """Drop the connection now: an incomplete response must not look complete."""
+        logger.debug("aborting connection: %r", exc)
+        self.closing = True
+        self._cancel_timer()
+        if self.transport is not None:
+            self.transport.abort()
+        self._close_socket()
+
+    def _close_socket(self) -> None:
+        if self.sock is not None:
+            sock, self.sock = self.sock, None
+            sock.close()
+
+    def _log(self, request: RequestHead | None, status: int, path: str) -> None:
+        if self.state.log_responses:
+            target = request.target.decode("latin-1") if request else "-"
+            method = request.method.decode("latin-1") if request else "-"
+            logger.debug("%s %s %d body=%s", method, target, status, path)
+
+    # --- shutdown ------------------------------------------------------------------------
+
+    def close_if_idle(self) -> bool:
+        """For graceful shutdown: close now unless a request is in progress."""
+        if self.busy or self.request is not None:
+            return False
+        self._close()
+        return True
+
+    def abort(self) -> None:
+        self._abort(ConnectionAbortedError("server shutting down"))
