@@ -31,28 +31,27 @@ def build_parser() -> argparse.ArgumentParser:
     for field in dataclasses.fields(Config):
         meta = field.metadata
         default = getattr(defaults, field.name)
-        kwargs: dict[str, Any] = {"help": f"{meta['help']} (default: {default})"}
-        if "choices" in meta:
-            kwargs["choices"] = meta["choices"]
+        kwargs: dict[str, Any] = {"help": meta["help"]}
         if meta.get("positional"):
             parser.add_argument(field.name, nargs="?", default=default, metavar="ROOT", **kwargs)
             continue
+        kwargs["help"] += f" (default: {default})"
+        if "choices" in meta:
+            kwargs["choices"] = meta["choices"]
         flag = "--" + field.name.replace("_", "-")
         if isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["type"] = type(default)
-            kwargs["metavar"] = field.name.upper()
+            if "choices" not in meta:
+                kwargs["metavar"] = field.name.upper()
         parser.add_argument(flag, dest=field.name, default=default, **kwargs)
     return parser
 
 
 def parse_config(argv: Sequence[str] | None = None) -> Config:
     namespace = build_parser().parse_args(argv)
-    config = Config(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(Config)})
-    if not 0 <= config.port <= 65535:
-        raise ConfigError(f"--port {config.port}: must be between 0 and 65535")
-    return config
+    return Config(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(Config)})
 
 
 def main(argv: Sequence[str] | None = None) -> None:

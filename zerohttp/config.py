@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .errors import ConfigError
+
 LoopName = Literal["auto", "uvloop", "asyncio"]
 LOOP_NAMES: tuple[LoopName, ...] = ("auto", "uvloop", "asyncio")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -44,6 +46,27 @@ class Config:
         "largest request body (sent with a GET or HEAD) read and dropped on a kept connection",
     )
     backlog: int = _opt(1024, "listen(2) backlog")
+
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot work, with the CLI flag's name in the message."""
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port {self.port}: must be between 0 and 65535")
+        if self.loop not in LOOP_NAMES:
+            raise ConfigError(f"--loop {self.loop}: must be one of {', '.join(LOOP_NAMES)}")
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise ConfigError(
+                f"--log-level {self.log_level}: must be one of {', '.join(LOG_LEVELS)}"
+            )
+        if self.max_header_bytes < 1024:
+            raise ConfigError(f"--max-header-bytes {self.max_header_bytes}: must be at least 1024")
+        for name in ("keepalive_timeout", "header_timeout", "send_timeout"):
+            if not getattr(self, name) > 0:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(
+                    f"{flag} {getattr(self, name)}: must be a positive number of seconds"
+                )
+        if self.max_discard_bytes < 0 or self.backlog < 1:
+            raise ConfigError("--max-discard-bytes must be >= 0 and --backlog >= 1")
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
