@@ -39,6 +39,9 @@ from .zerocopy import FileShrank, FileTransfer, SendfileUnsupported, complete_tr
 
 logger = logging.getLogger("zerohttp")
 
+# How long a lingering close waits for the client's EOF before closing anyway.
+LINGER_SECONDS = 2.0
+
 
 class Handler(Protocol):
     def handle(self, request: RequestHead) -> Response: ...
@@ -74,6 +77,7 @@ class HTTPConnection(asyncio.Protocol):
         self.idle = False
         self.task: asyncio.Task[None] | None = None
         self.busy = False  # a response is still being written asynchronously
+        self.linger = False  # the client may still be sending: half-close before closing
         # per request cycle
         self.parser = self._new_parser()
         self.request: h11.Request | None = None
@@ -102,7 +106,7 @@ class HTTPConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
-            return
+            return  # lingering close: whatever still arrives is dropped
         self.parser.receive_data(data)
         if self.busy:
             self._pause_reading()
@@ -112,6 +116,9 @@ class HTTPConnection(asyncio.Protocol):
         self._process()
 
     def eof_received(self) -> bool:
+        if self.closing:
+            self._close_now()
+            return False
         self.parser.receive_data(b"")
         if not self.busy and not self.closing:
             self._process()
@@ -170,11 +177,13 @@ class HTTPConnection(asyncio.Protocol):
         body = declared_body(headers)
         if body is None or body > self.config.max_discard_bytes:
             # A body we would read only to drop: answer now and close instead.
+            self.linger = True
             self._dispatch(event, force_close=True)
 
     def _on_body_bytes(self, count: int) -> None:
         self.discarded += count
         if self.discarded > self.config.max_discard_bytes and self.request is not None:
+            self.linger = True
             self._dispatch(self.request, force_close=True)
 
     def _need_data(self) -> None:
@@ -201,6 +210,7 @@ class HTTPConnection(asyncio.Protocol):
     def _refuse(self, status: int) -> None:
         """Answer a request we cannot parse or accept, then close."""
         self._cancel_timer()
+        self.linger = True
         self._respond(None, error_response(status, close=True), keep_alive=False)
 
     def _respond(self, request: RequestHead | None, response: Response, keep_alive: bool) -> None:
@@ -388,13 +398,34 @@ class HTTPConnection(asyncio.Protocol):
             self._close()
 
     def _close(self) -> None:
-        """Close after everything written so far has been sent."""
-        if not self.closing:
-            self.closing = True
-            self._cancel_timer()
-            if self.transport is not None:
-                self.transport.close()
+        """Close after everything written so far has been sent.
+
+        When the client may still be sending (an unread body, a refused request), closing
+        at once would make the kernel answer its bytes with RST, which can destroy our
+        response before the client reads it. So, like nginx's lingering close, half-close
+        first and drop what still arrives until the client's EOF or a short deadline.
+        """
+        if self.closing:
+            return
+        self.closing = True
+        self._cancel_timer()
         self._close_socket()
+        transport = self.transport
+        if transport is None:
+            return
+        if self.linger and transport.can_write_eof():
+            transport.write_eof()
+            if self.read_paused:
+                self.read_paused = False
+                transport.resume_reading()
+            self.timer = self.loop.call_later(LINGER_SECONDS, self._close_now)
+        else:
+            transport.close()
+
+    def _close_now(self) -> None:
+        self._cancel_timer()
+        if self.transport is not None:
+            self.transport.close()
 
     def _abort(self, exc: BaseException) -> None:
         """Drop the connection now: an incomplete response must not look complete."""
