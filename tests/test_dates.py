@@ -30,11 +30,6 @@ def test_http_date_known_values(timestamp: float, expected: str) -> None:
     assert http_date(timestamp) == expected
 
 
-@pytest.mark.xfail(
-    reason="BUG: fractional timestamps within 0.5 us of the next second are rounded up a "
-    "second (dates.py http_date -> formatdate -> datetime.fromtimestamp rounds to us)",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("timestamp", "expected"),
     [

@@ -97,11 +97,6 @@ def test_overrides_do_not_leak_between_instances() -> None:
     assert MediaTypes().content_type("a.png") == "image/png"
 
 
-@pytest.mark.xfail(
-    reason="BUG: an override that already carries a charset gets a second one appended "
-    "(media_types.py MediaTypes.__init__, the _needs_charset f-string)",
-    strict=True,
-)
 def test_override_with_explicit_charset_not_doubled() -> None:
     types = MediaTypes({"txt": "text/plain; charset=iso-8859-1"})
     assert types.content_type("a.txt") == "text/plain; charset=iso-8859-1"

@@ -380,23 +380,11 @@ def test_directory_without_slash_redirects(
     assert response.body == b"308 Permanent Redirect\n"
 
 
-@pytest.mark.xfail(
-    reason="BUG: a query with non-ASCII bytes makes handle() raise UnicodeEncodeError while "
-    "building the 308 Location (paths.py RequestPath.url decodes with 'replace' -> U+FFFD, "
-    "response.py render_fields encodes latin-1)",
-    strict=True,
-)
 def test_redirect_with_non_ascii_query_does_not_crash(app: StaticFiles) -> None:
     response = get(app, b"/sub?q=\xff")
     assert response.status in (308, 400)
 
 
-@pytest.mark.xfail(
-    reason="BUG: the raw query is copied into the Location field, so CR/LF in it inject "
-    "header lines (paths.py RequestPath.url, static.py redirect_response); h11 blocks this "
-    "on the TCP path, but handle() itself does not",
-    strict=True,
-)
 def test_redirect_query_cannot_inject_fields(app: StaticFiles) -> None:
     response = get(app, b"/sub?a\r\nSet-Cookie: pwned=1")
     assert b"\r\nSet-Cookie:" not in response.fields

@@ -7,8 +7,8 @@ from email.utils import formatdate
 
 
 def http_date(timestamp: float) -> str:
-    """IMF-fixdate, e.g. ``Sun, 06 Nov 1994 08:49:37 GMT``."""
-    return formatdate(timestamp, usegmt=True)
+    """IMF-fixdate, e.g. ``Sun, 06 Nov 1994 08:49:37 GMT``; fractions are truncated."""
+    return formatdate(int(timestamp), usegmt=True)
 
 
 class DateHeader:

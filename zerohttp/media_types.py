@@ -48,6 +48,8 @@ _UTF8_APPLICATION_TYPES = frozenset(
 
 
 def _needs_charset(media_type: str) -> bool:
+    if "charset=" in media_type.lower():
+        return False
     return media_type.startswith("text/") or media_type in _UTF8_APPLICATION_TYPES
 
 

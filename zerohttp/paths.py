@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import quote, unquote_to_bytes
+from urllib.parse import quote, quote_from_bytes, unquote_to_bytes
 
 from .errors import HTTPError
 
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-_FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+_FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")  # C0, DEL, C1, backslash
+_AUTHORITY_END = re.compile(rb"[/?#]")
 _SEGMENT_SAFE = "!$&'()*+,;=:@-._~"
+_QUERY_SAFE = _SEGMENT_SAFE + "/?%"  # existing escapes stay; CR, LF, spaces, non-ASCII do not
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,21 +51,20 @@ class RequestPath:
         if slash and self.segments:
             path += "/"
         if self.query:
-            path += "?" + self.query.decode("ascii", "replace")
+            path += "?" + quote_from_bytes(self.query, safe=_QUERY_SAFE)
         return path
 
 
 def _strip_absolute_form(target: bytes) -> bytes:
     """RFC 9112 §3.2.2: a server must accept ``http://host/path``; keep only the path."""
-    lowered = target[:8].lower()
-    if lowered.startswith((b"http://", b"https://")):
-        scheme_end = target.index(b"//") + 2
-        path_start = target.find(b"/", scheme_end)
-        if path_start == -1:
-            query_start = target.find(b"?", scheme_end)
-            return b"/" + (target[query_start:] if query_start != -1 else b"")
-        return target[path_start:]
-    return target
+    if not target[:8].lower().startswith((b"http://", b"https://")):
+        return target
+    authority_start = target.index(b"//") + 2
+    authority_end = _AUTHORITY_END.search(target, authority_start)
+    if authority_end is None:
+        return b"/"
+    rest = target[authority_end.start() :]
+    return rest if rest.startswith(b"/") else b"/" + rest
 
 
 def parse_target(target: bytes) -> RequestPath:
