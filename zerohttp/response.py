@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
+from .ranges import ByteRange
+
 SERVER_NAME = b"zerohttp"
 
 
@@ -34,12 +36,20 @@ class RequestHead:
 
 @dataclass(slots=True)
 class FileBody:
-    """A region of an open regular file; the response owns ``fd`` and must close it."""
+    """Literal bytes and ranges of one open regular file, sent in order.
+
+    A plain 200 is one range; a multipart/byteranges 206 interleaves part headers and
+    ranges, so every part body can still go out through sendfile. The response owns ``fd``
+    and must close it.
+    """
 
     fd: int
-    offset: int
-    count: int
     path: str
+    segments: tuple[bytes | ByteRange, ...]
+
+    @property
+    def length(self) -> int:
+        return sum(len(s) if isinstance(s, bytes) else s.length for s in self.segments)
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -1,45 +1,30 @@
-"""The static-file request handler: a short ladder of pure decisions around one lookup.
+"""The static-file request handler: a short ladder of pure decisions around the lookups.
 
 ``StaticFiles.handle`` reads top to bottom: method, path decoding, hidden names, the
-file-system lookup (the only I/O), then the response for what was found. Each rung is a
-plain function over plain data so it can be tested without sockets, and any front end
-(the TCP server, an ASGI app) reuses the same ``handle``.
+file-system lookup (the only I/O, in ``files.py``), then the response for what was found:
+redirect, listing, 404 page, SPA fallback, or a file — whose representation (precompressed
+sibling or not) is chosen here and whose status and fields ``representation.py`` decides.
+Any front end (the TCP server, an ASGI app) reuses the same ``handle``.
 """
 
 from __future__ import annotations
 
+import os
+import re
+
+from .autoindex import render_listing
 from .config import Config
-from .dates import http_date
 from .errors import HTTPError
-from .files import FileInfo, FileResolver, NeedsSlash, NotFound, OpenFile
+from .files import Directory, FileResolver, NeedsSlash, NotFound, OpenFile
 from .media_types import MediaTypes
+from .negotiation import SIBLING_SUFFIXES, choose_encoding, parse_accept_encoding
 from .paths import RequestPath, parse_target
+from .representation import IMMUTABLE, Representation, plan_response, whole_file
 from .response import FileBody, RequestHead, Response, error_response, render_fields
 
 SAFE_METHODS = (b"GET", b"HEAD")
-ALLOW = "GET, HEAD"
-
-
-def strong_etag(info: FileInfo) -> str:
-    """``"<mtime ns hex>-<size hex>"``: changes whenever the file is rewritten or resized."""
-    return f'"{info.mtime_ns:x}-{info.size:x}"'
-
-
-def has_validators(info: FileInfo) -> bool:
-    """Build tools that zero mtimes (reproducible builds) make dates meaningless."""
-    return info.mtime_ns > 1_000_000_000
-
-
-def file_fields(info: FileInfo, content_type: str) -> bytes:
-    fields = [
-        ("Content-Type", content_type),
-        ("Content-Length", str(info.size)),
-        ("Accept-Ranges", "bytes"),
-    ]
-    if has_validators(info):
-        fields.append(("Last-Modified", http_date(info.mtime_ns // 1_000_000_000)))
-        fields.append(("ETag", strong_etag(info)))
-    return render_fields(fields)
+ALLOW = "GET, HEAD, OPTIONS"
+NOT_FOUND_PAGE = "404.html"
 
 
 def redirect_response(path: RequestPath) -> Response:
@@ -51,14 +36,46 @@ def method_not_allowed() -> Response:
     return error_response(405, [("Allow", ALLOW)])
 
 
+def options_response() -> Response:
+    """204 for OPTIONS: what the resource (or the server, for ``*``) accepts."""
+    return Response(204, render_fields([("Allow", ALLOW)]))
+
+
+def listing_response(path: RequestPath, page: bytes) -> Response:
+    fields = [
+        ("Content-Type", "text/html; charset=utf-8"),
+        ("Content-Length", str(len(page))),
+        ("Cache-Control", "no-cache"),
+        ("X-Content-Type-Options", "nosniff"),
+    ]
+    return Response(200, render_fields(fields), page)
+
+
+def spa_fallback_applies(path: RequestPath) -> bool:
+    """Client-side routes look like ``/users/42``; ``/app.js`` missing is a real 404."""
+    last = path.segments[-1] if path.segments else ""
+    return not path.trailing_slash and "." not in last
+
+
 class StaticFiles:
     """Serves the files below ``config.root``."""
 
-    def __init__(self, config: Config, media_types: MediaTypes | None = None) -> None:
-        self.resolver = FileResolver(config.root)
-        self.media_types = media_types or MediaTypes()
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.resolver = FileResolver(config.root, config.index)
+        self.media_types = MediaTypes(config.mime_overrides)
+        self.immutable = re.compile(config.immutable_pattern) if config.immutable_pattern else None
 
     def handle(self, request: RequestHead) -> Response:
+        response = self._route(request)
+        if request.method == b"HEAD":  # same fields as GET; the file need not stay open
+            response.release()
+            response.body = b""
+        return response
+
+    def _route(self, request: RequestHead) -> Response:
+        if request.method == b"OPTIONS":
+            return options_response()
         if request.method not in SAFE_METHODS:
             return method_not_allowed()
         try:
@@ -66,19 +83,74 @@ class StaticFiles:
         except HTTPError as exc:
             return error_response(exc.status)
         if path.hidden:
-            return error_response(404)
+            return self._not_found()
         found = self.resolver.lookup(path.relative, path.trailing_slash)
         if isinstance(found, NeedsSlash):
             return redirect_response(path)
+        if isinstance(found, Directory):
+            if not self.config.autoindex:
+                return self._not_found()
+            entries = self.resolver.list_directory(found.path)
+            return listing_response(path, render_listing(path.url(trailing_slash=True), entries))
         if isinstance(found, NotFound):
-            return error_response(403 if found.forbidden else 404)
-        return self._file_response(found, head_only=request.method == b"HEAD")
+            if found.forbidden:
+                return error_response(403)
+            if not (self.config.spa and spa_fallback_applies(path)):
+                return self._not_found()
+            found = self.resolver.lookup("", True)
+            if not isinstance(found, OpenFile):
+                return self._not_found()
+        return self._file_response(request, path, found)
 
-    def _file_response(self, found: OpenFile, *, head_only: bool) -> Response:
-        fields = file_fields(found.info, self.media_types.content_type(found.name))
-        body = FileBody(found.fd, 0, found.info.size, found.path)
-        response = Response(200, fields, body)
-        if head_only:
-            response.release()
-            response.body = b""
-        return response
+    def _file_response(self, request: RequestHead, path: RequestPath, found: OpenFile) -> Response:
+        chosen, encoding, vary = self._negotiate(request, found)
+        rep = Representation(
+            chosen.info,
+            self.media_types.content_type(found.name),
+            encoding,
+            self._cache_control(path),
+            vary,
+        )
+        plan = plan_response(request, rep)
+        if plan.status in (412, 416):
+            os.close(chosen.fd)
+            return error_response(plan.status, plan.fields)
+        body = FileBody(chosen.fd, chosen.path, plan.segments)
+        return Response(plan.status, render_fields(plan.fields), body)
+
+    def _negotiate(
+        self, request: RequestHead, found: OpenFile
+    ) -> tuple[OpenFile, str | None, bool]:
+        """The precompressed sibling to send instead of ``found``, if any, and whether to Vary."""
+        codings = self.config.precompressed
+        if not codings:
+            return found, None, False
+        available = [c for c in codings if self.resolver.sibling_exists(found, SIBLING_SUFFIXES[c])]
+        if not available:
+            return found, None, False
+        accept = request.header(b"accept-encoding")
+        coding = choose_encoding(parse_accept_encoding(accept), available) if accept else None
+        if coding is not None:
+            sibling = self.resolver.open_sibling(found, SIBLING_SUFFIXES[coding])
+            if sibling is not None:
+                os.close(found.fd)
+                return sibling, coding, True
+        return found, None, True
+
+    def _cache_control(self, path: RequestPath) -> str | None:
+        if self.immutable is not None and self.immutable.search("/" + path.relative):
+            return IMMUTABLE
+        return self.config.cache_control or None
+
+    def _not_found(self) -> Response:
+        """404, with ``ROOT/404.html`` as the body when there is one."""
+        page = self.resolver.lookup(NOT_FOUND_PAGE, False)
+        if not isinstance(page, OpenFile):
+            return error_response(404)
+        fields = [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(page.info.size)),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
+        body = FileBody(page.fd, page.path, whole_file(page.info.size))
+        return Response(404, render_fields(fields), body)
