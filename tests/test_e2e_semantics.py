@@ -436,12 +436,6 @@ def test_if_range_with_multipart(srv: RunningServer, site: Site) -> None:
     assert len(parse_multipart(response.body, boundary_of(response))) == 3
 
 
-@pytest.mark.xfail(
-    reason="BUG: Last-Modified is the file's mtime even when it lies in the future "
-    "(representation.py validator_fields); RFC 9110 §8.8.2.1 says it MUST NOT be later "
-    "than the response's Date",
-    strict=True,
-)
 def test_last_modified_never_after_date(srv: RunningServer) -> None:
     response = get(srv, "/future.txt")
     assert response.status == 200
@@ -657,12 +651,6 @@ def test_unsatisfiable_range_on_encoded_representation(srv: RunningServer) -> No
     assert response.h("vary") == "Accept-Encoding"
 
 
-@pytest.mark.xfail(
-    reason="BUG: a 416 for a precompressed representation labels its plain-text error body "
-    "'Content-Encoding: br' (representation.py plan_response puts _entity_fields into the "
-    "416 fields; static.py _file_response passes them to error_response)",
-    strict=True,
-)
 def test_416_error_body_is_not_labelled_as_encoded(srv: RunningServer) -> None:
     response = get(srv, "/app.js", Accept_Encoding="br", Range="bytes=99999-")
     assert response.status == 416
@@ -670,11 +658,6 @@ def test_416_error_body_is_not_labelled_as_encoded(srv: RunningServer) -> None:
     assert not response.has("content-encoding"), response.body
 
 
-@pytest.mark.xfail(
-    reason="BUG: a 416 carries X-Content-Type-Options twice (once from representation.py "
-    "_entity_fields, once from response.py error_response)",
-    strict=True,
-)
 def test_416_has_single_nosniff(srv: RunningServer) -> None:
     response = get(srv, "/big.bin", Range="bytes=-0")
     assert response.status == 416

@@ -35,6 +35,7 @@ class Representation:
     encoding: str | None = None  # Content-Encoding of a precompressed sibling
     cache_control: str | None = None
     vary: bool = False  # the choice depended on Accept-Encoding
+    now: int | None = None  # seconds; Last-Modified is never later than this (§8.8.2.1)
 
     @property
     def validators(self) -> Validators:
@@ -43,7 +44,10 @@ class Representation:
             return Validators(None, None)
         suffix = f"-{self.encoding}" if self.encoding else ""
         etag = f'"{info.mtime_ns:x}-{info.size:x}{suffix}"'.encode("ascii")
-        return Validators(etag, info.mtime_ns // 1_000_000_000)
+        last_modified = info.mtime_ns // 1_000_000_000
+        if self.now is not None:
+            last_modified = min(last_modified, self.now)
+        return Validators(etag, last_modified)
 
 
 Fields = list[tuple[str, str]]
@@ -104,9 +108,10 @@ def plan_response(request: RequestHead, rep: Representation) -> Plan:
         if if_range is not None and not if_range_allows(if_range, validators):
             range_value = None
     decision = evaluate_range(range_value, size)
+    if decision.status == 416:  # the body is our error text: no Content-Encoding
+        unsatisfied = [("Content-Range", f"bytes */{size}"), ("Accept-Ranges", "bytes")]
+        return Plan(416, unsatisfied + validator_fields(rep, validators))
     common = validator_fields(rep, validators) + _entity_fields(rep)
-    if decision.status == 416:
-        return Plan(416, [("Content-Range", f"bytes */{size}"), *common])
     if decision.status == 206 and len(decision.ranges) == 1:
         (part,) = decision.ranges
         fields = [

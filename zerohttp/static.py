@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 from .autoindex import render_listing
 from .config import Config
@@ -110,6 +111,7 @@ class StaticFiles:
             encoding,
             self._cache_control(path),
             vary,
+            int(time.time()),
         )
         plan = plan_response(request, rep)
         if plan.status in (412, 416):
