@@ -215,12 +215,6 @@ def test_sizes_and_dates() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    reason="BUG: a file name that is not valid UTF-8 reaches Entry as a surrogate-escaped str "
-    "(os.scandir); quote() at autoindex.py:33 and page.encode('utf-8') at autoindex.py:64 "
-    "raise UnicodeEncodeError, so one such file breaks the whole listing",
-    strict=True,
-)
 def test_undecodable_file_name_does_not_break_the_listing() -> None:
     raw = b"caf\xe9.txt"  # Latin-1 name on a UTF-8 system
     name = raw.decode("utf-8", "surrogateescape")

@@ -106,7 +106,7 @@ def local_time_zone(name: str) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def utc() -> Iterator[None]:
-    """Pin the local zone so every test means the same on any host (see the xfails below)."""
+    """Pin the local zone so every test means the same on any host (see the New York tests)."""
     with local_time_zone("UTC"):
         yield
 
@@ -124,22 +124,11 @@ def test_parse_http_date_gmt_forms_ignore_local_time_zone(value: bytes) -> None:
     assert parse_http_date(value) == LM
 
 
-@pytest.mark.xfail(
-    reason="BUG: asctime dates carry no zone; parsedate_to_datetime returns a naive datetime "
-    "and .timestamp() reads it as LOCAL time (conditional.py:30-31), so with TZ=America/New_York "
-    "the date is 18000 s late",
-    strict=True,
-)
 @pytest.mark.usefixtures("new_york")
 def test_parse_http_date_asctime_is_gmt_whatever_the_local_time_zone() -> None:
     assert parse_http_date(ASCTIME) == LM
 
 
-@pytest.mark.xfail(
-    reason="BUG: asctime If-Modified-Since is read as local time (conditional.py:30-31); west of "
-    "UTC a file modified an hour after the client's copy is answered 304 (stale cache)",
-    strict=True,
-)
 @pytest.mark.usefixtures("new_york")
 def test_asctime_if_modified_since_does_not_hide_a_newer_file() -> None:
     newer = Validators(ETAG, LM + 3600)

@@ -28,19 +28,24 @@ def sort_entries(entries: Sequence[Entry]) -> list[Entry]:
     return sorted(entries, key=lambda e: (not e.is_dir, e.name.casefold(), e.name))
 
 
+def _shown(name: str) -> str:
+    """A name as text: bytes that are not UTF-8 (surrogate-escaped by os.scandir) become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _row(entry: Entry) -> str:
     suffix = "/" if entry.is_dir else ""
-    href = "./" + quote(entry.name, safe="") + suffix
+    href = "./" + quote(entry.name, safe="", errors="surrogateescape") + suffix
     size = "-" if entry.is_dir else str(entry.size)
     return (
-        f'<tr><td><a href="{html.escape(href)}">{html.escape(entry.name)}{suffix}</a></td>'
+        f'<tr><td><a href="{html.escape(href)}">{html.escape(_shown(entry.name))}{suffix}</a></td>'
         f'<td class="size">{size}</td><td>{http_date(entry.mtime)}</td></tr>'
     )
 
 
 def render_listing(url_path: str, entries: Sequence[Entry]) -> bytes:
     """The listing page for ``url_path`` (the decoded path, ending in ``/``)."""
-    title = html.escape(f"Index of {url_path}")
+    title = html.escape(f"Index of {_shown(url_path)}")
     parent = "" if url_path == "/" else '<tr><td><a href="../">../</a></td><td></td><td></td></tr>'
     rows = "\n".join(_row(entry) for entry in sort_entries(entries))
     page = f"""<!doctype html>

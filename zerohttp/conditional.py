@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timezone
 from email.utils import parsedate_to_datetime
 
 _ETAG = re.compile(rb'[\s,]*(W/)?("[\x21\x23-\x7e\x80-\xff]*")[ \t]*(?:,|\Z)')
@@ -28,6 +29,8 @@ def parse_http_date(value: bytes) -> int | None:
     """Seconds since the epoch for an HTTP date (any of RFC 9110's three forms), else None."""
     try:
         parsed = parsedate_to_datetime(value.decode("latin-1"))
+        if parsed.tzinfo is None:  # asctime and "-0000" carry no zone: HTTP dates are GMT
+            parsed = parsed.replace(tzinfo=timezone.utc)
         return int(parsed.timestamp())
     except (ValueError, TypeError, IndexError, OverflowError):
         return None

@@ -18,11 +18,10 @@ from .conditional import Validators, parse_http_date
 
 MAX_RANGES = 64  # more range-specs than this: the request is served whole
 PART_OVERHEAD = 100  # rough bytes of boundary and part headers per multipart part
-MAX_DIGITS = 19  # anything longer is larger than any file; int() of it is never attempted
+MAX_DIGITS = 1000  # a longer position is refused as malformed rather than converted
 
 _SPEC = re.compile(rb"[ \t]*(\d*)[ \t]*-[ \t]*(\d*)[ \t]*")
 _UNIT = re.compile(rb"[ \t]*bytes[ \t]*=", re.IGNORECASE)
-_HUGE = 1 << 63
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +49,16 @@ UNSATISFIABLE = RangeDecision(416)
 Spec = tuple[int | None, int | None]  # (first, last) or (None, suffix length)
 
 
+class _Malformed(Exception):
+    pass
+
+
 def _number(digits: bytes) -> int:
-    return _HUGE if len(digits) > MAX_DIGITS else int(digits)
+    """Exact value (positions are compared, so no capping); absurd lengths are malformed."""
+    digits = digits.lstrip(b"0") or b"0"
+    if len(digits) > MAX_DIGITS:
+        raise _Malformed
+    return int(digits)
 
 
 def parse_range_specs(value: bytes) -> list[Spec] | None:
@@ -59,8 +66,15 @@ def parse_range_specs(value: bytes) -> list[Spec] | None:
     unit = _UNIT.match(value)
     if unit is None:
         return None
+    try:
+        return _specs(value[unit.end() :])
+    except _Malformed:
+        return None
+
+
+def _specs(value: bytes) -> list[Spec] | None:
     specs: list[Spec] = []
-    for element in value[unit.end() :].split(b","):
+    for element in value.split(b","):
         if not element.strip(b" \t"):
             continue  # empty list elements are allowed (RFC 9110 §5.6.1)
         match = _SPEC.fullmatch(element)

@@ -42,7 +42,7 @@ def options_response() -> Response:
     return Response(204, render_fields([("Allow", ALLOW)]))
 
 
-def listing_response(path: RequestPath, page: bytes) -> Response:
+def listing_response(page: bytes) -> Response:
     fields = [
         ("Content-Type", "text/html; charset=utf-8"),
         ("Content-Length", str(len(page))),
@@ -92,7 +92,8 @@ class StaticFiles:
             if not self.config.autoindex:
                 return self._not_found()
             entries = self.resolver.list_directory(found.path)
-            return listing_response(path, render_listing(path.url(trailing_slash=True), entries))
+            shown = "/" + "".join(segment + "/" for segment in path.segments)
+            return listing_response(render_listing(shown, entries))
         if isinstance(found, NotFound):
             if found.forbidden:
                 return error_response(403)
