@@ -80,7 +80,8 @@ def root(tmp_path: Path, outside: Path) -> Path:
 
 @pytest.fixture
 def app(root: Path) -> StaticFiles:
-    return StaticFiles(Config(root=str(root)))
+    """Without the open-file cache, so every test can check that no descriptor stays open."""
+    return StaticFiles(Config(root=str(root), open_file_cache=0))
 
 
 def fields_of(response: Response) -> dict[str, str]:
@@ -203,7 +204,7 @@ def test_root_index(app: StaticFiles) -> None:
 def test_root_reached_through_symlink(tmp_path: Path, root: Path) -> None:
     link = tmp_path / "root-link"
     link.symlink_to(root, target_is_directory=True)
-    app = StaticFiles(Config(root=str(link)))
+    app = StaticFiles(Config(root=str(link), open_file_cache=0))
     response = get(app, b"/hello.txt")
     assert response.status == 200
     assert read_body(response) == HELLO

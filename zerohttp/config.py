@@ -65,6 +65,9 @@ class Config:
         "", "regex on the URL path: matches get Cache-Control: public, max-age=31536000, immutable"
     )
     mime: tuple[str, ...] = _opt((), "media type override EXT=TYPE (repeatable)", list="repeat")
+    open_file_cache: int = _opt(
+        256, "files kept open with pre-rendered headers, revalidated by stat on every hit; 0 off"
+    )
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot work, with the CLI flag's name in the message."""
@@ -84,8 +87,10 @@ class Config:
                 raise ConfigError(
                     f"{flag} {getattr(self, name)}: must be a positive number of seconds"
                 )
-        if self.max_discard_bytes < 0 or self.backlog < 1:
-            raise ConfigError("--max-discard-bytes must be >= 0 and --backlog >= 1")
+        if self.max_discard_bytes < 0 or self.backlog < 1 or self.open_file_cache < 0:
+            raise ConfigError(
+                "--max-discard-bytes and --open-file-cache must be >= 0, --backlog >= 1"
+            )
         self._validate_static()
 
     def _validate_static(self) -> None:

@@ -11,8 +11,12 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 from .ranges import ByteRange
+
+if TYPE_CHECKING:
+    from .filecache import SharedFile
 
 SERVER_NAME = b"zerohttp"
 
@@ -46,15 +50,19 @@ class FileBody:
     fd: int
     path: str
     segments: tuple[bytes | ByteRange, ...]
-
-    @property
-    def length(self) -> int:
-        return sum(len(s) if isinstance(s, bytes) else s.length for s in self.segments)
+    owner: SharedFile | None = None  # a cached descriptor: release it instead of closing
 
     def close(self) -> None:
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
-            os.close(fd)
+            if self.owner is not None:
+                self.owner.release()
+            else:
+                os.close(fd)
+
+    @property
+    def length(self) -> int:
+        return sum(len(s) if isinstance(s, bytes) else s.length for s in self.segments)
 
 
 @dataclass(slots=True)

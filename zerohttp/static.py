@@ -12,15 +12,18 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .autoindex import render_listing
 from .config import Config
 from .errors import HTTPError
+from .filecache import CacheEntry, CacheKey, FileCache, SharedFile, identity_of
 from .files import Directory, FileResolver, NeedsSlash, NotFound, OpenFile
 from .media_types import MediaTypes
 from .negotiation import SIBLING_SUFFIXES, choose_encoding, parse_accept_encoding
 from .paths import RequestPath, parse_target
-from .representation import IMMUTABLE, Representation, plan_response, whole_file
+from .representation import IMMUTABLE, Plan, Representation, plan_response, whole_file
 from .response import FileBody, RequestHead, Response, error_response, render_fields
 
 SAFE_METHODS = (b"GET", b"HEAD")
@@ -58,11 +61,35 @@ def spa_fallback_applies(path: RequestPath) -> bool:
     return not path.trailing_slash and "." not in last
 
 
+PLAN_HEADERS = frozenset(
+    {b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"range"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderScan:
+    accept: bytes | None  # Accept-Encoding
+    plain: bool  # no conditional or Range header: a cached 200 can be sent as rendered
+
+
+def scan_headers(headers: Sequence[tuple[bytes, bytes]]) -> HeaderScan:
+    """One pass over the request headers for what the static handler looks at first."""
+    accept = None
+    plain = True
+    for name, value in headers:
+        if name == b"accept-encoding":
+            accept = value
+        elif name in PLAN_HEADERS:
+            plain = False
+    return HeaderScan(accept, plain)
+
+
 class StaticFiles:
     """Serves the files below ``config.root``."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.cache = FileCache(config.open_file_cache) if config.open_file_cache else None
         self.resolver = FileResolver(config.root, config.index)
         self.media_types = MediaTypes(config.mime_overrides)
         self.immutable = re.compile(config.immutable_pattern) if config.immutable_pattern else None
@@ -79,6 +106,16 @@ class StaticFiles:
             return options_response()
         if request.method not in SAFE_METHODS:
             return method_not_allowed()
+        scan = scan_headers(request.headers)
+        key: CacheKey | None = None
+        if self.cache is not None:
+            key = (
+                request.target.partition(b"?")[0],
+                scan.accept if self.config.precompressed else None,
+            )
+            entry = self.cache.get(key)
+            if entry is not None:
+                return self._from_entry(request, entry, scan.plain)
         try:
             path = parse_target(request.target)
         except HTTPError as exc:
@@ -102,10 +139,18 @@ class StaticFiles:
             found = self.resolver.lookup("", True)
             if not isinstance(found, OpenFile):
                 return self._not_found()
-        return self._file_response(request, path, found)
+            key = None  # the route may become a real file: never cache a fallback
+        return self._file_response(request, path, found, scan.accept, key)
 
-    def _file_response(self, request: RequestHead, path: RequestPath, found: OpenFile) -> Response:
-        chosen, encoding, vary = self._negotiate(request, found)
+    def _file_response(
+        self,
+        request: RequestHead,
+        path: RequestPath,
+        found: OpenFile,
+        accept: bytes | None,
+        key: CacheKey | None,
+    ) -> Response:
+        chosen, encoding, vary = self._negotiate(accept, found)
         rep = Representation(
             chosen.info,
             self.media_types.content_type(found.name),
@@ -114,6 +159,14 @@ class StaticFiles:
             vary,
             int(time.time()),
         )
+        if key is not None and self._cacheable(path, found, rep):
+            entry = self._remember(key, path, found, chosen, rep, negotiated=accept is not None)
+            if chosen is not found:
+                os.close(found.fd)
+            if entry is not None:
+                return self._from_entry(request, entry, plain=False)
+        elif chosen is not found:
+            os.close(found.fd)
         plan = plan_response(request, rep)
         if plan.status in (412, 416):
             os.close(chosen.fd)
@@ -121,22 +174,77 @@ class StaticFiles:
         body = FileBody(chosen.fd, chosen.path, plan.segments)
         return Response(plan.status, render_fields(plan.fields), body)
 
+    def _from_entry(self, request: RequestHead, entry: CacheEntry, plain: bool) -> Response:
+        """A response from a cached representation; pre-rendered when nothing is conditional."""
+        if plain:
+            plan = Plan(200, [], entry.segments_200)
+            fields = entry.fields_200
+        else:
+            plan = plan_response(request, entry.rep)
+            if plan.status in (412, 416):
+                return error_response(plan.status, plan.fields)
+            fields = render_fields(plan.fields)
+        body = FileBody(entry.file.acquire(), entry.path, plan.segments, owner=entry.file)
+        return Response(plan.status, fields, body)
+
+    def _cacheable(self, path: RequestPath, found: OpenFile, rep: Representation) -> bool:
+        """Only what a single stat per file can revalidate: a file reached directly or as
+        the first index name, with an mtime already in the past (Last-Modified is clamped
+        to now, so a future mtime would make the cached fields drift)."""
+        last_modified = rep.validators.last_modified
+        if last_modified is None or rep.now is None or last_modified >= rep.now:
+            return False
+        return not path.trailing_slash or found.name == self.config.index[0]
+
+    def _remember(
+        self,
+        key: CacheKey,
+        path: RequestPath,
+        found: OpenFile,
+        chosen: OpenFile,
+        rep: Representation,
+        *,
+        negotiated: bool,
+    ) -> CacheEntry | None:
+        assert self.cache is not None
+        requested = os.path.join(self.resolver.root, path.relative)
+        if path.trailing_slash:
+            requested = os.path.join(requested, found.name)
+        checks = [(requested, identity_of(os.fstat(found.fd)))]
+        if chosen is not found:
+            checks.append((chosen.path, identity_of(os.fstat(chosen.fd))))
+        if negotiated and self.config.precompressed:
+            directory = os.path.dirname(found.path)
+            checks.append((directory, identity_of(os.stat(directory))))
+        plan = plan_response(RequestHead(b"GET", b"", b"1.1"), rep)
+        entry = CacheEntry(
+            rep,
+            SharedFile(chosen.fd),
+            chosen.path,
+            render_fields(plan.fields),
+            plan.segments,
+            tuple(checks),
+        )
+        self.cache.put(key, entry)
+        return entry
+
     def _negotiate(
-        self, request: RequestHead, found: OpenFile
+        self, accept: bytes | None, found: OpenFile
     ) -> tuple[OpenFile, str | None, bool]:
-        """The precompressed sibling to send instead of ``found``, if any, and whether to Vary."""
+        """The precompressed sibling to send instead of ``found``, if any, and whether to Vary.
+
+        The caller closes ``found`` when a sibling is returned.
+        """
         codings = self.config.precompressed
         if not codings:
             return found, None, False
         available = [c for c in codings if self.resolver.sibling_exists(found, SIBLING_SUFFIXES[c])]
         if not available:
             return found, None, False
-        accept = request.header(b"accept-encoding")
         coding = choose_encoding(parse_accept_encoding(accept), available) if accept else None
         if coding is not None:
             sibling = self.resolver.open_sibling(found, SIBLING_SUFFIXES[coding])
             if sibling is not None:
-                os.close(found.fd)
                 return sibling, coding, True
         return found, None, True
 
