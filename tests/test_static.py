@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +12,11 @@ import pytest
 
 from zerohttp.config import Config
 from zerohttp.dates import http_date
-from zerohttp.files import FileInfo, FileResolver, NeedsSlash, NotFound, OpenFile
+from zerohttp.files import Directory, FileInfo, FileResolver, NeedsSlash, NotFound, OpenFile
+from zerohttp.ranges import ByteRange
+from zerohttp.representation import Representation, plan_response
 from zerohttp.response import FileBody, RequestHead, Response
-from zerohttp.static import StaticFiles, file_fields, has_validators, strong_etag
+from zerohttp.static import StaticFiles
 
 HELLO = b"hello, world\n"
 MTIME_NS = 1_700_000_000_123_456_789
@@ -79,7 +80,8 @@ def root(tmp_path: Path, outside: Path) -> Path:
 
 @pytest.fixture
 def app(root: Path) -> StaticFiles:
-    return StaticFiles(Config(root=str(root)))
+    """Without the open-file cache, so every test can check that no descriptor stays open."""
+    return StaticFiles(Config(root=str(root), open_file_cache=0))
 
 
 def fields_of(response: Response) -> dict[str, str]:
@@ -103,7 +105,10 @@ def read_body(response: Response) -> bytes:
     body = response.body
     assert isinstance(body, FileBody)
     try:
-        return os.pread(body.fd, body.count + 16, body.offset)
+        return b"".join(
+            part if isinstance(part, bytes) else os.pread(body.fd, part.length, part.start)
+            for part in body.segments
+        )
     finally:
         response.release()
         assert body.fd == -1
@@ -121,13 +126,15 @@ def test_get_file(app: StaticFiles, root: Path) -> None:
         "Content-Type": "text/plain; charset=utf-8",
         "Content-Length": str(len(HELLO)),
         "Accept-Ranges": "bytes",
+        "X-Content-Type-Options": "nosniff",
         "Last-Modified": http_date(MTIME_NS // 10**9),
         "ETag": f'"{MTIME_NS:x}-{len(HELLO):x}"',
     }
     assert fields_of(response)["Last-Modified"] == "Tue, 14 Nov 2023 22:13:20 GMT"
     body = response.body
     assert isinstance(body, FileBody)
-    assert (body.offset, body.count) == (0, len(HELLO))
+    assert body.segments == (ByteRange(0, len(HELLO) - 1),)
+    assert body.length == len(HELLO)
     assert body.path == str(root / "hello.txt")
     assert os.fstat(body.fd).st_ino == st.st_ino
     assert read_body(response) == HELLO
@@ -197,7 +204,7 @@ def test_root_index(app: StaticFiles) -> None:
 def test_root_reached_through_symlink(tmp_path: Path, root: Path) -> None:
     link = tmp_path / "root-link"
     link.symlink_to(root, target_is_directory=True)
-    app = StaticFiles(Config(root=str(link)))
+    app = StaticFiles(Config(root=str(link), open_file_cache=0))
     response = get(app, b"/hello.txt")
     assert response.status == 200
     assert read_body(response) == HELLO
@@ -208,14 +215,14 @@ def test_root_reached_through_symlink(tmp_path: Path, root: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "method", [b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE", b"get", b"BREW"]
+    "method", [b"POST", b"PUT", b"DELETE", b"PATCH", b"TRACE", b"get", b"options", b"BREW"]
 )
 @pytest.mark.parametrize("target", [b"/hello.txt", b"/missing", b"/%zz"])
 def test_other_methods_are_405(app: StaticFiles, method: bytes, target: bytes) -> None:
     response = get(app, target, method)
     assert response.status == 405
     fields = fields_of(response)
-    assert fields["Allow"] == "GET, HEAD"
+    assert fields["Allow"] == "GET, HEAD, OPTIONS"
     assert fields["Content-Type"] == "text/plain; charset=utf-8"
     assert response.body == b"405 Method Not Allowed\n"
     assert fields["Content-Length"] == str(len(response.body))
@@ -377,7 +384,9 @@ def test_directory_without_slash_redirects(
     fields = fields_of(response)
     assert fields["Location"] == location
     assert not fields["Location"].startswith("//")
-    assert response.body == b"308 Permanent Redirect\n"
+    expected_body = b"" if method == b"HEAD" else b"308 Permanent Redirect\n"
+    assert response.body == expected_body
+    assert fields["Content-Length"] == str(len(b"308 Permanent Redirect\n"))
 
 
 def test_redirect_with_non_ascii_query_does_not_crash(app: StaticFiles) -> None:
@@ -437,12 +446,13 @@ def test_no_validators_when_mtime_is_zero(app: StaticFiles, root: Path) -> None:
 
 
 def test_strong_etag_format() -> None:
-    info = FileInfo(size=255, mtime_ns=0x1234ABCD, inode=7, device=8)
-    assert strong_etag(info) == '"1234abcd-ff"'
-    assert strong_etag(FileInfo(0, MTIME_NS, 1, 1)) == f'"{MTIME_NS:x}-0"'
-    assert re.fullmatch(r'"[0-9a-f]+-[0-9a-f]+"', strong_etag(info))
+    info = FileInfo(size=255, mtime_ns=0x1234ABCD00, inode=7, device=8)
+    assert Representation(info, "text/plain").validators.etag == b'"1234abcd00-ff"'
+    gz = Representation(info, "text/plain", encoding="gzip").validators.etag
+    assert gz == b'"1234abcd00-ff-gzip"'
     # inode and device are not part of it
-    assert strong_etag(FileInfo(255, 0x1234ABCD, 99, 99)) == strong_etag(info)
+    same = Representation(FileInfo(255, 0x1234ABCD00, 99, 99), "text/plain")
+    assert same.validators == Representation(info, "text/plain").validators
 
 
 @pytest.mark.parametrize(
@@ -450,10 +460,11 @@ def test_strong_etag_format() -> None:
     [(0, False), (1_000_000_000, False), (1_000_000_001, True), (MTIME_NS, True)],
 )
 def test_has_validators(mtime_ns: int, expected: bool) -> None:
-    info = FileInfo(1, mtime_ns, 1, 1)
-    assert has_validators(info) is expected
-    assert (b"ETag: " in file_fields(info, "text/plain")) is expected
-    assert (b"Last-Modified: " in file_fields(info, "text/plain")) is expected
+    rep = Representation(FileInfo(1, mtime_ns, 1, 1), "text/plain")
+    fields = dict(plan_response(RequestHead(b"GET", b"/", b"1.1"), rep).fields)
+    assert (rep.validators.etag is not None) is expected
+    assert ("ETag" in fields) is expected
+    assert ("Last-Modified" in fields) is expected
 
 
 # --- FileResolver directly -------------------------------------------------------------------
@@ -503,7 +514,7 @@ def test_resolver_custom_index_names(root: Path) -> None:
     [
         ("sub", False, NeedsSlash()),
         ("", False, NeedsSlash()),
-        ("noindex", True, NotFound()),
+        ("sub/missing-dir", True, NotFound()),
         ("missing", False, NotFound()),
         ("hello.txt", True, NotFound()),
         ("link-out-file", False, NotFound()),
@@ -515,3 +526,15 @@ def test_resolver_custom_index_names(root: Path) -> None:
 )
 def test_resolver_not_open(root: Path, relative: str, slash: bool, expected: object) -> None:
     assert FileResolver(str(root)).lookup(relative, slash) == expected
+
+
+def test_directory_without_index_is_a_directory(root: Path) -> None:
+    assert FileResolver(str(root)).lookup("noindex", True) == Directory(str(root / "noindex"))
+
+
+def test_options_is_204_with_allow(app: StaticFiles) -> None:
+    for target in (b"/hello.txt", b"/missing", b"*"):
+        response = get(app, target, b"OPTIONS")
+        assert response.status == 204
+        assert fields_of(response) == {"Allow": "GET, HEAD, OPTIONS"}
+        assert response.body == b""

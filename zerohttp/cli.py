@@ -35,12 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
         if meta.get("positional"):
             parser.add_argument(field.name, nargs="?", default=default, metavar="ROOT", **kwargs)
             continue
-        kwargs["help"] += f" (default: {default})"
+        kwargs["help"] += f" (default: {_shown(default)})"
         if "choices" in meta:
             kwargs["choices"] = meta["choices"]
         flag = "--" + field.name.replace("_", "-")
         if isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif meta.get("list") == "repeat":
+            kwargs.update(action="append", metavar=field.name.upper())
+            default = None
+        elif meta.get("list") == "comma":
+            kwargs.update(type=_comma_list, metavar="A,B,...")
+            kwargs["help"] = kwargs["help"].replace(
+                f"(default: {getattr(defaults, field.name)})", f"(default: {','.join(default)})"
+            )
         else:
             kwargs["type"] = type(default)
             if "choices" not in meta:
@@ -49,9 +57,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shown(default: object) -> str:
+    if isinstance(default, tuple):
+        default = ",".join(default)
+    return str(default) if default != "" else "none"
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    """``br,gzip`` -> ("br", "gzip"); ``none`` or nothing -> ()."""
+    items = tuple(item.strip() for item in text.split(",") if item.strip())
+    return () if items == ("none",) else items
+
+
 def parse_config(argv: Sequence[str] | None = None) -> Config:
     namespace = build_parser().parse_args(argv)
-    return Config(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(Config)})
+    values = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(Config)}
+    for name, value in values.items():
+        if isinstance(value, list):
+            values[name] = tuple(value)
+        elif value is None:
+            values[name] = getattr(Config(), name)
+    return Config(**values)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -7,10 +7,12 @@ class (see ``cli.py``) and the option list exists exactly once.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .negotiation import DEFAULT_PREFERENCE, SIBLING_SUFFIXES
 
 LoopName = Literal["auto", "uvloop", "asyncio"]
 LOOP_NAMES: tuple[LoopName, ...] = ("auto", "uvloop", "asyncio")
@@ -46,6 +48,26 @@ class Config:
         "largest request body (sent with a GET or HEAD) read and dropped on a kept connection",
     )
     backlog: int = _opt(1024, "listen(2) backlog")
+    index: tuple[str, ...] = _opt(
+        ("index.html",), "index file names for a directory, tried in order", list="comma"
+    )
+    autoindex: bool = _opt(False, "list the contents of directories that have no index file")
+    spa: bool = _opt(
+        False, "single-page app: serve /index.html for unknown paths with no file extension"
+    )
+    precompressed: tuple[str, ...] = _opt(
+        DEFAULT_PREFERENCE,
+        "precompressed siblings (NAME.br, .zst, .gz) to serve, in preference order; 'none' off",
+        list="comma",
+    )
+    cache_control: str = _opt("", "Cache-Control value sent with every file")
+    immutable_pattern: str = _opt(
+        "", "regex on the URL path: matches get Cache-Control: public, max-age=31536000, immutable"
+    )
+    mime: tuple[str, ...] = _opt((), "media type override EXT=TYPE (repeatable)", list="repeat")
+    open_file_cache: int = _opt(
+        256, "files kept open with pre-rendered headers, revalidated by stat on every hit; 0 off"
+    )
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot work, with the CLI flag's name in the message."""
@@ -65,8 +87,35 @@ class Config:
                 raise ConfigError(
                     f"{flag} {getattr(self, name)}: must be a positive number of seconds"
                 )
-        if self.max_discard_bytes < 0 or self.backlog < 1:
-            raise ConfigError("--max-discard-bytes must be >= 0 and --backlog >= 1")
+        if self.max_discard_bytes < 0 or self.backlog < 1 or self.open_file_cache < 0:
+            raise ConfigError(
+                "--max-discard-bytes and --open-file-cache must be >= 0, --backlog >= 1"
+            )
+        self._validate_static()
+
+    def _validate_static(self) -> None:
+        for name in self.index:
+            if not name or "/" in name or name.startswith("."):
+                raise ConfigError(f"--index {name!r}: must be a plain, visible file name")
+        for coding in self.precompressed:
+            if coding not in SIBLING_SUFFIXES:
+                known = ", ".join(SIBLING_SUFFIXES)
+                raise ConfigError(f"--precompressed {coding!r}: must be one of {known}")
+        try:
+            re.compile(self.immutable_pattern)
+        except re.error as exc:
+            raise ConfigError(f"--immutable-pattern {self.immutable_pattern!r}: {exc}") from None
+        self.mime_overrides  # noqa: B018 - raises ConfigError for a malformed entry
+
+    @property
+    def mime_overrides(self) -> dict[str, str]:
+        overrides: dict[str, str] = {}
+        for entry in self.mime:
+            ext, sep, media_type = entry.partition("=")
+            if not sep or not ext.strip(". ") or "/" not in media_type:
+                raise ConfigError(f"--mime {entry!r}: expected EXT=TYPE, e.g. md=text/markdown")
+            overrides[ext.strip(". ").lower()] = media_type.strip()
+        return overrides
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

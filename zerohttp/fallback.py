@@ -5,34 +5,41 @@ only once the transport has drained the previous one.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import aiofiles
 
+from .ranges import ByteRange
 from .zerocopy import FileShrank
 
 CHUNK_SIZE = 256 * 1024
 
 
-async def copy_region(
+async def copy_segments(
     fd: int,
-    offset: int,
-    count: int,
+    segments: Sequence[bytes | ByteRange],
     write: Callable[[bytes], None],
     drain: Callable[[], Awaitable[None]],
 ) -> None:
-    """Write ``count`` bytes of ``fd`` from ``offset``; FileShrank if the file ends first.
+    """Write literal segments as they are and file ranges read from ``fd``.
 
     The descriptor is the one the response's headers were computed from, so a file
     replaced on disk meanwhile is still sent whole and old, never mixed.
+    FileShrank if the file ends before a range does.
     """
-    remaining = count
     async with aiofiles.open(fd, "rb", buffering=0, closefd=False) as file:
-        await file.seek(offset)
-        while remaining:
-            chunk = await file.read(min(CHUNK_SIZE, remaining))
-            if not chunk:
-                raise FileShrank(f"file ended {remaining} bytes early")
-            write(chunk)
-            remaining -= len(chunk)
-            await drain()
+        for segment in segments:
+            if isinstance(segment, bytes):
+                if segment:
+                    write(segment)
+                    await drain()
+                continue
+            await file.seek(segment.start)
+            remaining = segment.length
+            while remaining:
+                chunk = await file.read(min(CHUNK_SIZE, remaining))
+                if not chunk:
+                    raise FileShrank(f"file ended {remaining} bytes early")
+                write(chunk)
+                remaining -= len(chunk)
+                await drain()

@@ -15,6 +15,8 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .autoindex import Entry
+
 _OPEN_FLAGS = (
     os.O_RDONLY
     | getattr(os, "O_NONBLOCK", 0)  # a FIFO planted under the root must never block us
@@ -51,11 +53,18 @@ class NeedsSlash:
 
 
 @dataclass(frozen=True, slots=True)
+class Directory:
+    """A directory asked for with its slash, that has none of the index files."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
 class NotFound:
     forbidden: bool = False
 
 
-Lookup = OpenFile | NeedsSlash | NotFound
+Lookup = OpenFile | NeedsSlash | Directory | NotFound
 
 
 class FileResolver:
@@ -97,7 +106,58 @@ class FileResolver:
                 found = self._open(candidate)
                 if isinstance(found, OpenFile):
                     return found
-        return NotFound()
+        return Directory(directory)
+
+    def open_sibling(self, original: OpenFile, suffix: str) -> OpenFile | None:
+        """``NAME+suffix`` beside ``original`` when it is a regular file no older than it.
+
+        O_NOFOLLOW on a name in the original's (contained) directory: a symlinked
+        sibling cannot lead outside the root.
+        """
+        found = self._open(original.path + suffix)
+        if not isinstance(found, OpenFile):
+            return None
+        if found.info.mtime_ns < original.info.mtime_ns:
+            os.close(found.fd)
+            return None
+        return found
+
+    def sibling_exists(self, original: OpenFile, suffix: str) -> bool:
+        """Cheap check (one lstat) used to decide on ``Vary`` without opening anything."""
+        try:
+            st = os.lstat(original.path + suffix)
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode) and st.st_mtime_ns >= original.info.mtime_ns
+
+    def list_directory(self, directory: str) -> list[Entry]:
+        """Visible entries whose real location is inside the root, for ``--autoindex``."""
+        entries: list[Entry] = []
+        try:
+            with os.scandir(directory) as scan:
+                for item in scan:
+                    entry = self._listing_entry(item)
+                    if entry is not None:
+                        entries.append(entry)
+        except OSError:
+            return []
+        return entries
+
+    def _listing_entry(self, item: os.DirEntry[str]) -> Entry | None:
+        if item.name.startswith("."):
+            return None
+        try:
+            if item.is_symlink():
+                real = os.path.realpath(item.path)
+                if not self._contained(real) or self._hidden(real):
+                    return None
+            st = item.stat()
+        except OSError:
+            return None
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if not is_dir and not stat.S_ISREG(st.st_mode):
+            return None
+        return Entry(item.name, is_dir, st.st_size, st.st_mtime)
 
     def _open(self, real: str) -> Lookup:
         try:

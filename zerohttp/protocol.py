@@ -25,7 +25,7 @@ import h11
 
 from .config import Config
 from .dates import DateHeader
-from .fallback import copy_region
+from .fallback import copy_segments
 from .http11 import (
     CONTINUE_100,
     declared_body,
@@ -35,7 +35,13 @@ from .http11 import (
     request_error,
 )
 from .response import FileBody, RequestHead, Response, error_response
-from .zerocopy import FileShrank, FileTransfer, SendfileUnsupported, complete_transfer
+from .zerocopy import (
+    FileShrank,
+    FileTransfer,
+    Segment,
+    SendfileUnsupported,
+    complete_transfer,
+)
 
 logger = logging.getLogger("zerohttp")
 
@@ -226,10 +232,10 @@ class HTTPConnection(asyncio.Protocol):
         if request is not None and request.method == b"HEAD":
             response.release()
             body = b""
-        if isinstance(body, FileBody) and body.count:
-            self._send_file(request, response.status, head, body, keep_alive)
-            return
         if isinstance(body, FileBody):
+            if body.segments:
+                self._send_file(request, response.status, [head, *body.segments], body, keep_alive)
+                return
             body.close()
             body = b""
         self._write(head + body if body else head)
@@ -267,17 +273,23 @@ class HTTPConnection(asyncio.Protocol):
     # --- file bodies ---------------------------------------------------------------------
 
     def _send_file(
-        self, request: RequestHead | None, status: int, head: bytes, body: FileBody, keep: bool
+        self,
+        request: RequestHead | None,
+        status: int,
+        segments: list[Segment],
+        body: FileBody,
+        keep: bool,
     ) -> None:
+        """Send head and body now if the socket takes them, else finish asynchronously."""
         sock = self._direct_socket() if self.zero_copy else None
         if sock is None:
-            self._run_async(self._stream_file(request, status, head, body, keep, None))
+            self._run_async(self._stream_file(request, status, segments, body, keep, None))
             return
-        transfer = FileTransfer(sock, head, body.fd, body.offset, body.count)
+        transfer = FileTransfer(sock, body.fd, segments)
         try:
             done = transfer.pump()
         except SendfileUnsupported:
-            rest = transfer.head_pending
+            rest = transfer.remaining()
             self._run_async(self._stream_file(request, status, rest, body, keep, None))
             return
         except (FileShrank, OSError) as exc:
@@ -285,7 +297,7 @@ class HTTPConnection(asyncio.Protocol):
             self._abort(exc)
             return
         if not done:
-            self._run_async(self._stream_file(request, status, b"", body, keep, transfer))
+            self._run_async(self._stream_file(request, status, [], body, keep, transfer))
             return
         body.close()
         self._log(request, status, "sendfile")
@@ -295,25 +307,23 @@ class HTTPConnection(asyncio.Protocol):
         self,
         request: RequestHead | None,
         status: int,
-        head: bytes,
+        segments: list[Segment],
         body: FileBody,
         keep: bool,
         transfer: FileTransfer | None,
     ) -> None:
-        """Finish a file body that could not go out at once, by sendfile or by reading."""
+        """Finish a body that could not go out at once: by sendfile, or by reading."""
         path = "sendfile"
         try:
             if transfer is not None:
                 try:
                     await complete_transfer(self.loop, transfer, self.config.send_timeout)
                 except SendfileUnsupported:
-                    head, transfer = transfer.head_pending, None
+                    segments, transfer = transfer.remaining(), None
             if transfer is None:
                 path = "fallback"
                 await self._drain()
-                if head:
-                    self._write(head)
-                await copy_region(body.fd, body.offset, body.count, self._write, self._drain)
+                await copy_segments(body.fd, segments, self._write, self._drain)
         except (FileShrank, OSError, TimeoutError) as exc:
             self._abort(exc)
             return

@@ -11,6 +11,12 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import TYPE_CHECKING
+
+from .ranges import ByteRange
+
+if TYPE_CHECKING:
+    from .filecache import SharedFile
 
 SERVER_NAME = b"zerohttp"
 
@@ -34,17 +40,29 @@ class RequestHead:
 
 @dataclass(slots=True)
 class FileBody:
-    """A region of an open regular file; the response owns ``fd`` and must close it."""
+    """Literal bytes and ranges of one open regular file, sent in order.
+
+    A plain 200 is one range; a multipart/byteranges 206 interleaves part headers and
+    ranges, so every part body can still go out through sendfile. The response owns ``fd``
+    and must close it.
+    """
 
     fd: int
-    offset: int
-    count: int
     path: str
+    segments: tuple[bytes | ByteRange, ...]
+    owner: SharedFile | None = None  # a cached descriptor: release it instead of closing
 
     def close(self) -> None:
         if self.fd >= 0:
             fd, self.fd = self.fd, -1
-            os.close(fd)
+            if self.owner is not None:
+                self.owner.release()
+            else:
+                os.close(fd)
+
+    @property
+    def length(self) -> int:
+        return sum(len(s) if isinstance(s, bytes) else s.length for s in self.segments)
 
 
 @dataclass(slots=True)

@@ -1,45 +1,34 @@
-"""The static-file request handler: a short ladder of pure decisions around one lookup.
+"""The static-file request handler: a short ladder of pure decisions around the lookups.
 
 ``StaticFiles.handle`` reads top to bottom: method, path decoding, hidden names, the
-file-system lookup (the only I/O), then the response for what was found. Each rung is a
-plain function over plain data so it can be tested without sockets, and any front end
-(the TCP server, an ASGI app) reuses the same ``handle``.
+file-system lookup (the only I/O, in ``files.py``), then the response for what was found:
+redirect, listing, 404 page, SPA fallback, or a file — whose representation (precompressed
+sibling or not) is chosen here and whose status and fields ``representation.py`` decides.
+Any front end (the TCP server, an ASGI app) reuses the same ``handle``.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .autoindex import render_listing
 from .config import Config
-from .dates import http_date
 from .errors import HTTPError
-from .files import FileInfo, FileResolver, NeedsSlash, NotFound, OpenFile
+from .filecache import CacheEntry, CacheKey, FileCache, SharedFile, identity_of
+from .files import Directory, FileResolver, NeedsSlash, NotFound, OpenFile
 from .media_types import MediaTypes
+from .negotiation import SIBLING_SUFFIXES, choose_encoding, parse_accept_encoding
 from .paths import RequestPath, parse_target
+from .representation import IMMUTABLE, Plan, Representation, plan_response, whole_file
 from .response import FileBody, RequestHead, Response, error_response, render_fields
 
 SAFE_METHODS = (b"GET", b"HEAD")
-ALLOW = "GET, HEAD"
-
-
-def strong_etag(info: FileInfo) -> str:
-    """``"<mtime ns hex>-<size hex>"``: changes whenever the file is rewritten or resized."""
-    return f'"{info.mtime_ns:x}-{info.size:x}"'
-
-
-def has_validators(info: FileInfo) -> bool:
-    """Build tools that zero mtimes (reproducible builds) make dates meaningless."""
-    return info.mtime_ns > 1_000_000_000
-
-
-def file_fields(info: FileInfo, content_type: str) -> bytes:
-    fields = [
-        ("Content-Type", content_type),
-        ("Content-Length", str(info.size)),
-        ("Accept-Ranges", "bytes"),
-    ]
-    if has_validators(info):
-        fields.append(("Last-Modified", http_date(info.mtime_ns // 1_000_000_000)))
-        fields.append(("ETag", strong_etag(info)))
-    return render_fields(fields)
+ALLOW = "GET, HEAD, OPTIONS"
+NOT_FOUND_PAGE = "404.html"
 
 
 def redirect_response(path: RequestPath) -> Response:
@@ -51,34 +40,228 @@ def method_not_allowed() -> Response:
     return error_response(405, [("Allow", ALLOW)])
 
 
+def options_response() -> Response:
+    """204 for OPTIONS: what the resource (or the server, for ``*``) accepts."""
+    return Response(204, render_fields([("Allow", ALLOW)]))
+
+
+def listing_response(page: bytes) -> Response:
+    fields = [
+        ("Content-Type", "text/html; charset=utf-8"),
+        ("Content-Length", str(len(page))),
+        ("Cache-Control", "no-cache"),
+        ("X-Content-Type-Options", "nosniff"),
+    ]
+    return Response(200, render_fields(fields), page)
+
+
+def spa_fallback_applies(path: RequestPath) -> bool:
+    """Client-side routes look like ``/users/42``; ``/app.js`` missing is a real 404."""
+    last = path.segments[-1] if path.segments else ""
+    return not path.trailing_slash and "." not in last
+
+
+PLAN_HEADERS = frozenset(
+    {b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"range"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderScan:
+    accept: bytes | None  # Accept-Encoding
+    plain: bool  # no conditional or Range header: a cached 200 can be sent as rendered
+
+
+def scan_headers(headers: Sequence[tuple[bytes, bytes]]) -> HeaderScan:
+    """One pass over the request headers for what the static handler looks at first."""
+    accept = None
+    plain = True
+    for name, value in headers:
+        if name == b"accept-encoding":
+            accept = value
+        elif name in PLAN_HEADERS:
+            plain = False
+    return HeaderScan(accept, plain)
+
+
 class StaticFiles:
     """Serves the files below ``config.root``."""
 
-    def __init__(self, config: Config, media_types: MediaTypes | None = None) -> None:
-        self.resolver = FileResolver(config.root)
-        self.media_types = media_types or MediaTypes()
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.cache = FileCache(config.open_file_cache) if config.open_file_cache else None
+        self.resolver = FileResolver(config.root, config.index)
+        self.media_types = MediaTypes(config.mime_overrides)
+        self.immutable = re.compile(config.immutable_pattern) if config.immutable_pattern else None
 
     def handle(self, request: RequestHead) -> Response:
+        response = self._route(request)
+        if request.method == b"HEAD":  # same fields as GET; the file need not stay open
+            response.release()
+            response.body = b""
+        return response
+
+    def _route(self, request: RequestHead) -> Response:
+        if request.method == b"OPTIONS":
+            return options_response()
         if request.method not in SAFE_METHODS:
             return method_not_allowed()
+        scan = scan_headers(request.headers)
+        key: CacheKey | None = None
+        if self.cache is not None:
+            key = (
+                request.target.partition(b"?")[0],
+                scan.accept if self.config.precompressed else None,
+            )
+            entry = self.cache.get(key)
+            if entry is not None:
+                return self._from_entry(request, entry, scan.plain)
         try:
             path = parse_target(request.target)
         except HTTPError as exc:
             return error_response(exc.status)
         if path.hidden:
-            return error_response(404)
+            return self._not_found()
         found = self.resolver.lookup(path.relative, path.trailing_slash)
         if isinstance(found, NeedsSlash):
             return redirect_response(path)
+        if isinstance(found, Directory):
+            if not self.config.autoindex:
+                return self._not_found()
+            entries = self.resolver.list_directory(found.path)
+            shown = "/" + "".join(segment + "/" for segment in path.segments)
+            return listing_response(render_listing(shown, entries))
         if isinstance(found, NotFound):
-            return error_response(403 if found.forbidden else 404)
-        return self._file_response(found, head_only=request.method == b"HEAD")
+            if found.forbidden:
+                return error_response(403)
+            if not (self.config.spa and spa_fallback_applies(path)):
+                return self._not_found()
+            found = self.resolver.lookup("", True)
+            if not isinstance(found, OpenFile):
+                return self._not_found()
+            key = None  # the route may become a real file: never cache a fallback
+        return self._file_response(request, path, found, scan.accept, key)
 
-    def _file_response(self, found: OpenFile, *, head_only: bool) -> Response:
-        fields = file_fields(found.info, self.media_types.content_type(found.name))
-        body = FileBody(found.fd, 0, found.info.size, found.path)
-        response = Response(200, fields, body)
-        if head_only:
-            response.release()
-            response.body = b""
-        return response
+    def _file_response(
+        self,
+        request: RequestHead,
+        path: RequestPath,
+        found: OpenFile,
+        accept: bytes | None,
+        key: CacheKey | None,
+    ) -> Response:
+        chosen, encoding, vary = self._negotiate(accept, found)
+        rep = Representation(
+            chosen.info,
+            self.media_types.content_type(found.name),
+            encoding,
+            self._cache_control(path),
+            vary,
+            int(time.time()),
+        )
+        if key is not None and self._cacheable(path, found, rep):
+            entry = self._remember(key, path, found, chosen, rep, negotiated=accept is not None)
+            if chosen is not found:
+                os.close(found.fd)
+            if entry is not None:
+                return self._from_entry(request, entry, plain=False)
+        elif chosen is not found:
+            os.close(found.fd)
+        plan = plan_response(request, rep)
+        if plan.status in (412, 416):
+            os.close(chosen.fd)
+            return error_response(plan.status, plan.fields)
+        body = FileBody(chosen.fd, chosen.path, plan.segments)
+        return Response(plan.status, render_fields(plan.fields), body)
+
+    def _from_entry(self, request: RequestHead, entry: CacheEntry, plain: bool) -> Response:
+        """A response from a cached representation; pre-rendered when nothing is conditional."""
+        if plain:
+            plan = Plan(200, [], entry.segments_200)
+            fields = entry.fields_200
+        else:
+            plan = plan_response(request, entry.rep)
+            if plan.status in (412, 416):
+                return error_response(plan.status, plan.fields)
+            fields = render_fields(plan.fields)
+        body = FileBody(entry.file.acquire(), entry.path, plan.segments, owner=entry.file)
+        return Response(plan.status, fields, body)
+
+    def _cacheable(self, path: RequestPath, found: OpenFile, rep: Representation) -> bool:
+        """Only what a single stat per file can revalidate: a file reached directly or as
+        the first index name, with an mtime already in the past (Last-Modified is clamped
+        to now, so a future mtime would make the cached fields drift)."""
+        last_modified = rep.validators.last_modified
+        if last_modified is None or rep.now is None or last_modified >= rep.now:
+            return False
+        return not path.trailing_slash or found.name == self.config.index[0]
+
+    def _remember(
+        self,
+        key: CacheKey,
+        path: RequestPath,
+        found: OpenFile,
+        chosen: OpenFile,
+        rep: Representation,
+        *,
+        negotiated: bool,
+    ) -> CacheEntry | None:
+        assert self.cache is not None
+        requested = os.path.join(self.resolver.root, path.relative)
+        if path.trailing_slash:
+            requested = os.path.join(requested, found.name)
+        checks = [(requested, identity_of(os.fstat(found.fd)))]
+        if chosen is not found:
+            checks.append((chosen.path, identity_of(os.fstat(chosen.fd))))
+        if negotiated and self.config.precompressed:
+            directory = os.path.dirname(found.path)
+            checks.append((directory, identity_of(os.stat(directory))))
+        plan = plan_response(RequestHead(b"GET", b"", b"1.1"), rep)
+        entry = CacheEntry(
+            rep,
+            SharedFile(chosen.fd),
+            chosen.path,
+            render_fields(plan.fields),
+            plan.segments,
+            tuple(checks),
+        )
+        self.cache.put(key, entry)
+        return entry
+
+    def _negotiate(
+        self, accept: bytes | None, found: OpenFile
+    ) -> tuple[OpenFile, str | None, bool]:
+        """The precompressed sibling to send instead of ``found``, if any, and whether to Vary.
+
+        The caller closes ``found`` when a sibling is returned.
+        """
+        codings = self.config.precompressed
+        if not codings:
+            return found, None, False
+        available = [c for c in codings if self.resolver.sibling_exists(found, SIBLING_SUFFIXES[c])]
+        if not available:
+            return found, None, False
+        coding = choose_encoding(parse_accept_encoding(accept), available) if accept else None
+        if coding is not None:
+            sibling = self.resolver.open_sibling(found, SIBLING_SUFFIXES[coding])
+            if sibling is not None:
+                return sibling, coding, True
+        return found, None, True
+
+    def _cache_control(self, path: RequestPath) -> str | None:
+        if self.immutable is not None and self.immutable.search("/" + path.relative):
+            return IMMUTABLE
+        return self.config.cache_control or None
+
+    def _not_found(self) -> Response:
+        """404, with ``ROOT/404.html`` as the body when there is one."""
+        page = self.resolver.lookup(NOT_FOUND_PAGE, False)
+        if not isinstance(page, OpenFile):
+            return error_response(404)
+        fields = [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(page.info.size)),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
+        body = FileBody(page.fd, page.path, whole_file(page.info.size))
+        return Response(404, render_fields(fields), body)

@@ -6,8 +6,10 @@ connection's socket ourselves (``shared/notes/zero-copy-measured.md``), so both 
 this module: ``FileTransfer.pump`` pushes as much as the socket accepts without blocking
 and the connection waits for writability only when the kernel says EAGAIN.
 
-The head is corked with the body's first bytes (``send(MSG_MORE)`` on Linux, TCP_NOPUSH on
-BSD/macOS): an uncorked head followed by sendfile stalled ~44 ms per response.
+Literal bytes (the head, multipart part headers) are corked with what follows them
+(``send(MSG_MORE)`` on Linux, TCP_NOPUSH on BSD/macOS): an uncorked head followed by
+sendfile stalled ~44 ms per response. The last segment is sent without the flag, so
+nothing is left waiting for the 200 ms cork timer.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import errno
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from .ranges import ByteRange
 
 # One sendfile(2) call moves at most this much on Linux, whatever count it is given.
 SENDFILE_MAX_CHUNK = 0x7FFFF000
@@ -40,9 +44,11 @@ UNSUPPORTED_ERRNOS = frozenset(
 MSG_MORE: int = getattr(socket, "MSG_MORE", 0)
 TCP_NOPUSH: int | None = getattr(socket, "TCP_NOPUSH", None)
 
+Segment = bytes | ByteRange
+
 
 class SendfileUnsupported(Exception):
-    """sendfile(2) cannot serve this transfer; nothing of the body has been sent."""
+    """sendfile(2) cannot serve this transfer; no file byte has been sent."""
 
 
 class FileShrank(Exception):
@@ -66,35 +72,61 @@ def cork_style() -> str:
 
 
 class FileTransfer:
-    """A response head followed by a region of an open file, for one non-blocking socket."""
+    """Literal byte segments and file ranges, in order, for one non-blocking socket."""
 
-    __slots__ = ("_head", "_nopush", "body_started", "fd", "offset", "remaining", "sock")
+    __slots__ = ("_index", "_nopush", "_partial", "body_started", "fd", "segments", "sock")
 
-    def __init__(self, sock: socket.socket, head: bytes, fd: int, offset: int, count: int) -> None:
+    def __init__(self, sock: socket.socket, fd: int, segments: Sequence[Segment]) -> None:
         self.sock = sock
-        self._head = memoryview(head)
         self.fd = fd
-        self.offset = offset
-        self.remaining = count
+        self.segments = list(segments)
+        self._index = 0
+        self._partial = 0  # bytes of the current segment already sent
         self.body_started = False
         self._nopush = not MSG_MORE and TCP_NOPUSH is not None
         if self._nopush:
             sock.setsockopt(socket.IPPROTO_TCP, TCP_NOPUSH, 1)  # type: ignore[arg-type]
 
     def pump(self) -> bool:
-        """Send what the socket takes now; True once head and body are all out.
+        """Send what the socket takes now; True once every segment is out.
 
-        Raises SendfileUnsupported, FileShrank, or the OSError of a broken connection.
+        Raises SendfileUnsupported (only before the first file byte), FileShrank, or the
+        OSError of a broken connection.
         """
-        if self._head and not self._send_head():
-            return False
+        segments = self.segments
+        last = len(segments) - 1
+        while self._index <= last:
+            segment = segments[self._index]
+            if isinstance(segment, bytes):
+                done = self._send_bytes(segment, MSG_MORE if self._index < last else 0)
+            else:
+                done = self._send_range(segment)
+            if not done:
+                return False
+            self._index += 1
+            self._partial = 0
+        self.uncork()
+        return True
+
+    def _send_bytes(self, data: bytes, flags: int) -> bool:
+        view = memoryview(data)
+        while self._partial < len(data):
+            try:
+                self._partial += self.sock.send(view[self._partial :], flags)
+            except BlockingIOError:
+                return False
+        return True
+
+    def _send_range(self, byte_range: ByteRange) -> bool:
         sendfile = sendfile_function()
         if sendfile is None:
             raise SendfileUnsupported("os.sendfile is not available")
         out = self.sock.fileno()
-        while self.remaining:
+        while self._partial < byte_range.length:
+            offset = byte_range.start + self._partial
+            count = min(byte_range.length - self._partial, SENDFILE_MAX_CHUNK)
             try:
-                sent = sendfile(out, self.fd, self.offset, min(self.remaining, SENDFILE_MAX_CHUNK))
+                sent = sendfile(out, self.fd, offset, count)
             except BlockingIOError:
                 return False
             except OSError as exc:
@@ -102,30 +134,25 @@ class FileTransfer:
                     raise SendfileUnsupported(str(exc)) from exc
                 raise
             if sent == 0:
-                raise FileShrank(f"file ended {self.remaining} bytes early")
+                raise FileShrank(f"file ended at {offset}, before {byte_range.end + 1}")
             self.body_started = True
-            self.offset += sent
-            self.remaining -= sent
-        self.uncork()
+            self._partial += sent
         return True
 
-    def _send_head(self) -> bool:
-        flags = MSG_MORE if self.remaining else 0
-        while self._head:
-            try:
-                sent = self.sock.send(self._head, flags)
-            except BlockingIOError:
-                return False
-            self._head = self._head[sent:]
-        return True
-
-    @property
-    def head_pending(self) -> bytes:
-        """Head bytes not yet sent (for handing over to the fallback path)."""
-        return bytes(self._head)
+    def remaining(self) -> list[Segment]:
+        """What is still to be sent, for handing over to the fallback path."""
+        if self._index >= len(self.segments):
+            return []
+        current = self.segments[self._index]
+        rest = self.segments[self._index + 1 :]
+        if isinstance(current, bytes):
+            head: Segment = current[self._partial :]
+        else:
+            head = ByteRange(current.start + self._partial, current.end)
+        return [head, *rest]
 
     def uncork(self) -> None:
-        """Release TCP_NOPUSH; MSG_MORE needs nothing, the final sendfile page pushes."""
+        """Release TCP_NOPUSH; MSG_MORE needs nothing, the last segment pushes."""
         if self._nopush:
             self._nopush = False
             try:

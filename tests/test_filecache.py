@@ -1,0 +1,177 @@
+"""The open-file cache: every hit is revalidated, so a file changed on disk is never stale."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from zerohttp.config import Config
+from zerohttp.response import FileBody, RequestHead, Response
+from zerohttp.static import StaticFiles
+
+PAST = time.time() - 3600
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def get(app: StaticFiles, target: bytes, *headers: tuple[bytes, bytes]) -> Response:
+    return app.handle(RequestHead(b"GET", target, b"1.1", ((b"host", b"x"), *headers)))
+
+
+def body_of(response: Response) -> bytes:
+    body = response.body
+    assert isinstance(body, FileBody)
+    try:
+        return b"".join(
+            part if isinstance(part, bytes) else os.pread(body.fd, part.length, part.start)
+            for part in body.segments
+        )
+    finally:
+        response.release()
+
+
+def write(path: Path, data: bytes, mtime: float = PAST) -> None:
+    path.write_bytes(data)
+    os.utime(path, (mtime, mtime))
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    write(tmp_path / "a.txt", b"first version\n")
+    write(tmp_path / "b.txt", b"bee\n")
+    write(tmp_path / "c.txt", b"sea\n")
+    write(tmp_path / "index.html", b"<p>home</p>\n")
+    (tmp_path / "outside").mkdir()
+    return tmp_path
+
+
+@pytest.fixture
+def app(root: Path) -> Iterator[StaticFiles]:
+    app = StaticFiles(Config(root=str(root), open_file_cache=2))
+    yield app
+    assert app.cache is not None
+    app.cache.clear()
+
+
+def test_hits_share_one_descriptor(app: StaticFiles) -> None:
+    before = _open_fds()
+    bodies = [body_of(get(app, b"/a.txt")) for _ in range(20)]
+    assert bodies == [b"first version\n"] * 20
+    assert len(_open_fds() - before) == 1
+    assert app.cache is not None and len(app.cache) == 1
+
+
+def test_query_strings_share_the_entry(app: StaticFiles) -> None:
+    assert body_of(get(app, b"/a.txt?v=1")) == body_of(get(app, b"/a.txt?v=2"))
+    assert app.cache is not None and len(app.cache) == 1
+
+
+def test_edit_in_place_is_served_at_once(app: StaticFiles, root: Path) -> None:
+    assert body_of(get(app, b"/a.txt")) == b"first version\n"
+    write(root / "a.txt", b"second, longer version\n", PAST + 10)
+    response = get(app, b"/a.txt")
+    assert body_of(response) == b"second, longer version\n"
+
+
+def test_same_size_new_mtime_changes_etag(app: StaticFiles, root: Path) -> None:
+    first = get(app, b"/a.txt")
+    etag = first.fields
+    body_of(first)
+    write(root / "a.txt", b"FIRST VERSION\n", PAST + 5)
+    second = get(app, b"/a.txt")
+    assert second.fields != etag
+    assert body_of(second) == b"FIRST VERSION\n"
+
+
+def test_replace_by_rename_keeps_in_flight_response_whole(app: StaticFiles, root: Path) -> None:
+    body_of(get(app, b"/a.txt"))  # cached
+    in_flight = get(app, b"/a.txt")
+    replacement = root / "a.txt.new"
+    write(replacement, b"replaced\n", PAST + 20)
+    os.replace(replacement, root / "a.txt")
+    assert body_of(get(app, b"/a.txt")) == b"replaced\n"
+    assert body_of(in_flight) == b"first version\n"  # old inode, never mixed
+
+
+def test_deleted_file_is_404_and_its_descriptor_closed(app: StaticFiles, root: Path) -> None:
+    before = _open_fds()
+    body_of(get(app, b"/a.txt"))
+    in_flight = get(app, b"/a.txt")
+    (root / "a.txt").unlink()
+    assert get(app, b"/a.txt").status == 404
+    assert len(_open_fds() - before) == 1  # still held by the response in flight
+    body_of(in_flight)
+    assert _open_fds() - before == set()
+
+
+def test_path_swapped_for_symlink_out_of_root_is_404(app: StaticFiles, root: Path) -> None:
+    secret = root.parent / f"{root.name}-secret.txt"
+    write(secret, b"secret\n")
+    try:
+        body_of(get(app, b"/a.txt"))
+        (root / "a.txt").unlink()
+        (root / "a.txt").symlink_to(secret)
+        response = get(app, b"/a.txt")
+        assert response.status == 404
+        assert b"secret" not in response.fields
+    finally:
+        secret.unlink()
+
+
+def test_sibling_created_after_caching_is_negotiated(app: StaticFiles, root: Path) -> None:
+    gzip = (b"accept-encoding", b"gzip")
+    assert body_of(get(app, b"/a.txt", gzip)) == b"first version\n"
+    write(root / "a.txt.gz", b"pretend gzip\n", PAST + 30)
+    response = get(app, b"/a.txt", gzip)
+    assert b"Content-Encoding: gzip\r\n" in response.fields
+    assert body_of(response) == b"pretend gzip\n"
+
+
+def test_sibling_older_than_a_newer_original_is_dropped(app: StaticFiles, root: Path) -> None:
+    gzip = (b"accept-encoding", b"gzip")
+    write(root / "a.txt.gz", b"pretend gzip\n", PAST + 30)
+    assert body_of(get(app, b"/a.txt", gzip)) == b"pretend gzip\n"
+    write(root / "a.txt", b"newer original\n", PAST + 60)
+    response = get(app, b"/a.txt", gzip)
+    assert b"Content-Encoding" not in response.fields
+    assert body_of(response) == b"newer original\n"
+
+
+def test_capacity_bounds_open_descriptors(app: StaticFiles) -> None:
+    before = _open_fds()
+    for name in (b"/a.txt", b"/b.txt", b"/c.txt", b"/a.txt", b"/index.html"):
+        body_of(get(app, name))
+    assert app.cache is not None and len(app.cache) == 2
+    assert len(_open_fds() - before) == 2
+
+
+def test_conditional_request_on_a_cached_entry(app: StaticFiles) -> None:
+    first = get(app, b"/a.txt")
+    fields = dict(line.split(": ", 1) for line in first.fields.decode().split("\r\n") if line)
+    body_of(first)
+    response = get(app, b"/a.txt", (b"if-none-match", fields["ETag"].encode()))
+    assert response.status == 304
+    assert response.body == b"" or body_of(response) == b""
+    ranged = get(app, b"/a.txt", (b"range", b"bytes=0-4"))
+    assert ranged.status == 206
+    assert body_of(ranged) == b"first"
+
+
+def test_future_mtime_is_not_cached(app: StaticFiles, root: Path) -> None:
+    write(root / "a.txt", b"from the future\n", time.time() + 3600)
+    assert body_of(get(app, b"/a.txt")) == b"from the future\n"
+    assert app.cache is not None and len(app.cache) == 0
+
+
+def test_cache_off_keeps_nothing_open(root: Path) -> None:
+    app = StaticFiles(Config(root=str(root), open_file_cache=0))
+    before = _open_fds()
+    for _ in range(3):
+        body_of(get(app, b"/a.txt"))
+    assert _open_fds() - before == set()

@@ -1,0 +1,125 @@
+"""An open-file cache that revalidates on every hit, so files changed on disk are never stale.
+
+A hit skips what costs most on a request for a static file — path decoding, ``realpath``
+(an lstat per component), open/fstat/close, sibling negotiation, header rendering — and
+keeps only one ``os.stat`` per file the response depends on (~2 µs each): the request path
+itself (followed through symlinks, so a path now leading elsewhere misses), the
+precompressed sibling that was chosen, and, when the choice depended on Accept-Encoding,
+the directory (a sibling created or removed changes its mtime). Any difference in inode,
+device, size, mtime or ctime drops the entry and the request takes the full path.
+
+Descriptors are shared between responses in flight and closed only once the entry is
+dropped *and* the last response using them has finished.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .ranges import ByteRange
+from .representation import Representation
+
+Identity = tuple[int, int, int, int, int]
+
+
+def identity_of(st: os.stat_result) -> Identity:
+    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def current_identity(path: str) -> Identity | None:
+    try:
+        return identity_of(os.stat(path))
+    except OSError:
+        return None
+
+
+class SharedFile:
+    """An open descriptor used by the cache and by every response sending from it."""
+
+    __slots__ = ("fd", "refs", "retired")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.refs = 0
+        self.retired = False
+
+    def acquire(self) -> int:
+        self.refs += 1
+        return self.fd
+
+    def release(self) -> None:
+        self.refs -= 1
+        self._close_if_unused()
+
+    def retire(self) -> None:
+        self.retired = True
+        self._close_if_unused()
+
+    def _close_if_unused(self) -> None:
+        if self.retired and self.refs <= 0 and self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+
+@dataclass(slots=True)
+class CacheEntry:
+    rep: Representation
+    file: SharedFile
+    path: str  # of the file sent (the sibling, for a precompressed representation)
+    fields_200: bytes  # the rendered fields of an unconditional 200
+    segments_200: tuple[bytes | ByteRange, ...]
+    checks: tuple[tuple[str, Identity], ...]
+
+    def still_valid(self) -> bool:
+        return all(current_identity(path) == expected for path, expected in self.checks)
+
+
+CacheKey = tuple[bytes, bytes | None]  # request target, Accept-Encoding value
+
+
+class FileCache:
+    """At most ``capacity`` entries; the oldest is dropped first."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: dict[CacheKey, CacheEntry] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: CacheKey) -> CacheEntry | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.still_valid():
+            return entry
+        self.drop(key)
+        return None
+
+    def put(self, key: CacheKey, entry: CacheEntry) -> None:
+        self.drop(key)
+        while len(self._entries) >= self.capacity:
+            self.drop(next(iter(self._entries)))
+        self._entries[key] = entry
+
+    def drop(self, key: CacheKey) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            entry.file.retire()
+
+    def clear(self) -> None:
+        for key in list(self._entries):
+            self.drop(key)
+
+
+def checks_for(paths: Sequence[str]) -> tuple[tuple[str, Identity], ...] | None:
+    """Current identities of ``paths``, or None if any is gone already."""
+    checks = []
+    for path in paths:
+        identity = current_identity(path)
+        if identity is None:
+            return None
+        checks.append((path, identity))
+    return tuple(checks)

@@ -1,0 +1,132 @@
+"""From a chosen file representation and a request to status, header fields and body plan.
+
+Pure: ``plan_response`` reads request headers and the representation's facts and decides
+304/412 (``conditional.py``), 206/416 (``ranges.py``) or 200, rendering the header fields.
+The body is a list of literal bytes and file ranges; the caller binds it to the open file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .conditional import Validators, evaluate
+from .dates import http_date
+from .files import FileInfo
+from .ranges import (
+    ByteRange,
+    evaluate_range,
+    if_range_allows,
+    multipart_segments,
+    new_boundary,
+)
+from .response import RequestHead
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+Segment = bytes | ByteRange
+
+
+@dataclass(frozen=True, slots=True)
+class Representation:
+    """One servable version of a resource: a file, or its precompressed sibling."""
+
+    info: FileInfo
+    content_type: str
+    encoding: str | None = None  # Content-Encoding of a precompressed sibling
+    cache_control: str | None = None
+    vary: bool = False  # the choice depended on Accept-Encoding
+    now: int | None = None  # seconds; Last-Modified is never later than this (§8.8.2.1)
+
+    @property
+    def validators(self) -> Validators:
+        info = self.info
+        if info.mtime_ns <= 1_000_000_000:  # zeroed by reproducible builds: meaningless
+            return Validators(None, None)
+        suffix = f"-{self.encoding}" if self.encoding else ""
+        etag = f'"{info.mtime_ns:x}-{info.size:x}{suffix}"'.encode("ascii")
+        last_modified = info.mtime_ns // 1_000_000_000
+        if self.now is not None:
+            last_modified = min(last_modified, self.now)
+        return Validators(etag, last_modified)
+
+
+Fields = list[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    status: int
+    fields: Fields
+    segments: tuple[Segment, ...] = ()  # no file body: 304, or an error that brings its own
+
+
+def whole_file(size: int) -> tuple[Segment, ...]:
+    return (ByteRange(0, size - 1),) if size else ()
+
+
+def validator_fields(rep: Representation, validators: Validators) -> Fields:
+    """The fields a 304 must repeat (RFC 9110 §15.4.5), shared with 200 and 206."""
+    fields: Fields = []
+    if validators.last_modified is not None:
+        fields.append(("Last-Modified", http_date(validators.last_modified)))
+    if validators.etag is not None:
+        fields.append(("ETag", validators.etag.decode("ascii")))
+    if rep.cache_control:
+        fields.append(("Cache-Control", rep.cache_control))
+    if rep.vary:
+        fields.append(("Vary", "Accept-Encoding"))
+    return fields
+
+
+def _entity_fields(rep: Representation) -> Fields:
+    fields = [("Accept-Ranges", "bytes"), ("X-Content-Type-Options", "nosniff")]
+    if rep.encoding:
+        fields.append(("Content-Encoding", rep.encoding))
+    return fields
+
+
+def plan_response(request: RequestHead, rep: Representation) -> Plan:
+    """304, 412, 416, 206 or 200 for ``request`` against ``rep``."""
+    validators = rep.validators
+    status = evaluate(
+        request.method,
+        request.header(b"if-match"),
+        request.header(b"if-unmodified-since"),
+        request.header(b"if-none-match"),
+        request.header(b"if-modified-since"),
+        validators,
+    )
+    if status == 304:
+        return Plan(304, validator_fields(rep, validators))
+    if status == 412:
+        return Plan(412, [])
+    size = rep.info.size
+    # GET is the only method with range semantics (RFC 9110 §14.2); HEAD mirrors GET.
+    range_value = request.header(b"range") if request.method in (b"GET", b"HEAD") else None
+    if range_value is not None:
+        if_range = request.header(b"if-range")
+        if if_range is not None and not if_range_allows(if_range, validators):
+            range_value = None
+    decision = evaluate_range(range_value, size)
+    if decision.status == 416:  # the body is our error text: no Content-Encoding
+        unsatisfied = [("Content-Range", f"bytes */{size}"), ("Accept-Ranges", "bytes")]
+        return Plan(416, unsatisfied + validator_fields(rep, validators))
+    common = validator_fields(rep, validators) + _entity_fields(rep)
+    if decision.status == 206 and len(decision.ranges) == 1:
+        (part,) = decision.ranges
+        fields = [
+            ("Content-Type", rep.content_type),
+            ("Content-Length", str(part.length)),
+            ("Content-Range", part.content_range(size)),
+        ]
+        return Plan(206, fields + common, (part,))
+    if decision.status == 206:
+        boundary = new_boundary()
+        segments, length = multipart_segments(decision.ranges, size, rep.content_type, boundary)
+        fields = [
+            ("Content-Type", f"multipart/byteranges; boundary={boundary}"),
+            ("Content-Length", str(length)),
+        ]
+        return Plan(206, fields + common, tuple(segments))
+    fields = [("Content-Type", rep.content_type), ("Content-Length", str(size))]
+    return Plan(200, fields + common, whole_file(size))
