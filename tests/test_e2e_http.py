@@ -44,9 +44,10 @@ FILE_HEADER_NAMES = [
     "server",
     "content-type",
     "content-length",
-    "accept-ranges",
     "last-modified",
     "etag",
+    "accept-ranges",
+    "x-content-type-options",
 ]
 ERROR_HEADER_NAMES = ["date", "server", "content-type", "content-length", "x-content-type-options"]
 
@@ -557,7 +558,6 @@ def test_not_found_targets_raw(server: RunningServer, target: str) -> None:
         ("PUT", b"new content"),
         ("DELETE", None),
         ("PATCH", b"patch"),
-        ("OPTIONS", None),
         ("BREW", None),
     ],
 )
@@ -571,7 +571,7 @@ def test_methods_not_allowed_http_client(
         payload = response.read()
         sock = conn.sock
         assert response.status == 405
-        assert response.getheader("Allow") == "GET, HEAD"
+        assert response.getheader("Allow") == "GET, HEAD, OPTIONS"
         assert payload == error_body(405)
         # the file was not touched and the connection is still good
         conn.request("GET", "/one.bin")
@@ -590,12 +590,27 @@ def test_methods_not_allowed_raw(server: RunningServer, method: str) -> None:
         client.send(request_bytes(method, target) + request_bytes("GET", "/one.bin"))
         response = client.read_response()
         assert response.status == 405
-        assert response.header("allow") == "GET, HEAD"
+        assert response.header("allow") == "GET, HEAD, OPTIONS"
         assert response.body == error_body(405)
         follow = client.read_response()
         assert follow.status == 200
         assert follow.body == site_bytes(server, "one.bin")
         client.assert_open()
+
+
+def test_options_is_204_and_keeps_the_connection(server: RunningServer) -> None:
+    conn = http_client(server)
+    try:
+        conn.request("OPTIONS", "/one.bin")
+        response = conn.getresponse()
+        assert response.status == 204
+        assert response.getheader("Allow") == "GET, HEAD, OPTIONS"
+        assert response.getheader("Content-Length") is None
+        assert response.read() == b""
+        conn.request("GET", "/one.bin")
+        assert conn.getresponse().read() == site_bytes(server, "one.bin")
+    finally:
+        conn.close()
 
 
 def test_delete_with_curl(server: RunningServer) -> None:
@@ -604,7 +619,7 @@ def test_delete_with_curl(server: RunningServer) -> None:
     head, _, body = result.stdout.partition(b"\r\n\r\n")
     ((status, fields),) = parse_curl_headers(head + b"\r\n\r\n")
     assert status == 405
-    assert fields["allow"] == "GET, HEAD"
+    assert fields["allow"] == "GET, HEAD, OPTIONS"
     assert body == error_body(405)
     assert (server.root / "one.bin").exists()
 
@@ -1403,12 +1418,6 @@ def test_dotfile_with_curl(server: RunningServer) -> None:
 # --- 14. malformed requests ------------------------------------------------------------------
 
 
-CL_TE_BUG = pytest.mark.xfail(
-    reason="BUG: Content-Length with Transfer-Encoding is answered 200 (README promises 400); "
-    "h11 lets Transfer-Encoding win and http11.request_error never checks the pair",
-    strict=True,
-)
-
 BIG_HEADERS = b"".join(b"X-Fill-%03d: %s\r\n" % (i, b"v" * 190) for i in range(105))
 MALFORMED = [
     pytest.param(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400, id="tls-hello"),
@@ -1429,14 +1438,12 @@ MALFORMED = [
         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /kib.bin HTTP/1.1\r\nHost: a\r\n\r\n",
         400,
         id="cl-then-te",
-        marks=CL_TE_BUG,
     ),
     pytest.param(
         b"GET /one.bin HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
         b"Content-Length: 40\r\n\r\n0\r\n\r\nGET /kib.bin HTTP/1.1\r\nHost: a\r\n\r\n",
         400,
         id="te-then-cl",
-        marks=CL_TE_BUG,
     ),
     pytest.param(
         b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",

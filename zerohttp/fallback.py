@@ -1,18 +1,23 @@
 """The byte-identical body path for when zero-copy is impossible (TLS, no sendfile, a file
-system that refuses it, ``--no-sendfile``): aiofiles reads in bounded chunks, each written
-only once the transport has drained the previous one.
+system that refuses it, ``--no-sendfile``): reads in bounded chunks on aiofiles' thread pool,
+each written only once the transport has drained the previous one.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Sequence
 
-import aiofiles
+import aiofiles.os
 
 from .ranges import ByteRange
 from .zerocopy import FileShrank
 
 CHUNK_SIZE = 256 * 1024
+
+# pread, not seek+read: the descriptor may be shared (open-file cache) by several
+# responses in flight, and a shared file position would let them move it under each other.
+_pread = aiofiles.os.wrap(os.pread)
 
 
 async def copy_segments(
@@ -27,19 +32,17 @@ async def copy_segments(
     replaced on disk meanwhile is still sent whole and old, never mixed.
     FileShrank if the file ends before a range does.
     """
-    async with aiofiles.open(fd, "rb", buffering=0, closefd=False) as file:
-        for segment in segments:
-            if isinstance(segment, bytes):
-                if segment:
-                    write(segment)
-                    await drain()
-                continue
-            await file.seek(segment.start)
-            remaining = segment.length
-            while remaining:
-                chunk = await file.read(min(CHUNK_SIZE, remaining))
-                if not chunk:
-                    raise FileShrank(f"file ended {remaining} bytes early")
-                write(chunk)
-                remaining -= len(chunk)
+    for segment in segments:
+        if isinstance(segment, bytes):
+            if segment:
+                write(segment)
                 await drain()
+            continue
+        offset, end = segment.start, segment.end + 1
+        while offset < end:
+            chunk = await _pread(fd, min(CHUNK_SIZE, end - offset), offset)
+            if not chunk:
+                raise FileShrank(f"file ended at {offset}, before {end}")
+            write(chunk)
+            offset += len(chunk)
+            await drain()

@@ -39,7 +39,19 @@ def request_error(
         return 505
     if head_size(method, target, headers) > max_head:
         return 431
+    if has_conflicting_framing(headers):
+        return 400
     return None
+
+
+def has_conflicting_framing(headers: Headers) -> bool:
+    """Content-Length beside Transfer-Encoding: the classic request-smuggling shape.
+
+    RFC 9112 §6.3 lets a server let Transfer-Encoding win (h11 0.16 does), but a
+    front proxy may have framed the message by Content-Length; refuse it, as nginx does.
+    """
+    names = {name for name, _ in headers}
+    return b"content-length" in names and b"transfer-encoding" in names
 
 
 def connection_tokens(headers: Headers) -> set[bytes]:
@@ -61,7 +73,8 @@ def keep_alive_requested(http_version: bytes, headers: Headers) -> bool:
 def declared_body(headers: Headers) -> int | None:
     """Bytes of request body announced: a Content-Length, 0 for none, None for chunked.
 
-    h11 has already refused conflicting or malformed framing by the time this is asked.
+    By the time this is asked, h11 has refused malformed framing and ``request_error``
+    the Content-Length + Transfer-Encoding pair.
     """
     if any(name == b"transfer-encoding" for name, _ in headers):
         return None

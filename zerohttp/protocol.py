@@ -83,6 +83,7 @@ class HTTPConnection(asyncio.Protocol):
         self.idle = False
         self.task: asyncio.Task[None] | None = None
         self.busy = False  # a response is still being written asynchronously
+        self.body_in_flight: FileBody | None = None
         self.linger = False  # the client may still be sending: half-close before closing
         # per request cycle
         self.parser = self._new_parser()
@@ -143,6 +144,8 @@ class HTTPConnection(asyncio.Protocol):
         self._wake_drain(ConnectionResetError("connection lost"))
         if self.task is not None:
             self.task.cancel()
+        if self.body_in_flight is not None:
+            self.body_in_flight.close()
         self._close_socket()
         self.state.connections.discard(self)
 
@@ -261,6 +264,7 @@ class HTTPConnection(asyncio.Protocol):
         self.discarded = 0
         self.sent_continue = False
         self.busy = False
+        self.body_in_flight = None
         if self.read_paused and not self.closing:
             self.read_paused = False
             assert self.transport is not None
@@ -283,21 +287,26 @@ class HTTPConnection(asyncio.Protocol):
         """Send head and body now if the socket takes them, else finish asynchronously."""
         sock = self._direct_socket() if self.zero_copy else None
         if sock is None:
-            self._run_async(self._stream_file(request, status, segments, body, keep, None))
+            self._run_async(self._stream_file(request, status, segments, body, keep, None), body)
+            return
+        if self.write_paused:  # the transport still holds bytes (a 100 Continue): they go first
+            self._run_async(
+                self._send_file_after_drain(request, status, segments, body, keep), body
+            )
             return
         transfer = FileTransfer(sock, body.fd, segments)
         try:
             done = transfer.pump()
         except SendfileUnsupported:
             rest = transfer.remaining()
-            self._run_async(self._stream_file(request, status, rest, body, keep, None))
+            self._run_async(self._stream_file(request, status, rest, body, keep, None), body)
             return
         except (FileShrank, OSError) as exc:
             body.close()
             self._abort(exc)
             return
         if not done:
-            self._run_async(self._stream_file(request, status, [], body, keep, transfer))
+            self._run_async(self._stream_file(request, status, [], body, keep, transfer), body)
             return
         body.close()
         self._log(request, status, "sendfile")
@@ -333,6 +342,26 @@ class HTTPConnection(asyncio.Protocol):
         self._response_done(keep)
         self._process()
 
+    async def _send_file_after_drain(
+        self,
+        request: RequestHead | None,
+        status: int,
+        segments: list[Segment],
+        body: FileBody,
+        keep: bool,
+    ) -> None:
+        try:
+            await self._drain()
+        except (OSError, TimeoutError) as exc:
+            body.close()
+            self._abort(exc)
+            return
+        except asyncio.CancelledError:
+            body.close()
+            raise
+        self._send_file(request, status, segments, body, keep)
+        self._process()
+
     def _direct_socket(self) -> socket.socket | None:
         """A non-blocking dup of the connection's socket, safe to hand to add_writer."""
         if self.sock is None and self.transport is not None:
@@ -345,8 +374,13 @@ class HTTPConnection(asyncio.Protocol):
 
     # --- plumbing --------------------------------------------------------------------------
 
-    def _run_async(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def _run_async(
+        self, coroutine: Coroutine[Any, Any, None], body: FileBody | None = None
+    ) -> None:
+        """Finish the response in a task; ``body`` is closed on connection loss even if the
+        task is cancelled before it ever ran (its ``finally`` would then never run)."""
         self.busy = True
+        self.body_in_flight = body
         self.task = self.loop.create_task(coroutine)
 
     async def _drain_then_continue(self) -> None:
