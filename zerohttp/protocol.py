@@ -47,6 +47,19 @@ logger = logging.getLogger("zerohttp")
 
 # How long a lingering close waits for the client's EOF before closing anyway.
 LINGER_SECONDS = 2.0
+NEVER = float("inf")
+
+
+def header_pairs(event: h11.Request) -> tuple[tuple[bytes, bytes], ...]:
+    """``(lower-case name, value)`` pairs, read once.
+
+    Iterating h11's ``Headers`` goes through ``Sequence.__iter__`` and a ``__getitem__``
+    per field (~12 calls per request measured); its ``_full_items`` list is the same data.
+    """
+    full = getattr(event.headers, "_full_items", None)
+    if full is None:
+        return tuple(event.headers)
+    return tuple([(name, value) for _, name, value in full])
 
 
 class Handler(Protocol):
@@ -63,6 +76,23 @@ class ServerState:
         self.date = DateHeader()
         self.connections: set[HTTPConnection] = set()
         self.log_responses = logger.isEnabledFor(logging.DEBUG)
+        timeouts = (config.keepalive_timeout, config.header_timeout, LINGER_SECONDS)
+        self.sweep_interval = min(1.0, min(timeouts) / 4)
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def start_sweeping(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One periodic pass over all connections enforces every idle, header and linger
+        deadline: far cheaper than a timer handle cancelled and re-armed per request."""
+        now = loop.time()
+        for connection in list(self.connections):
+            if connection.deadline <= now:
+                connection.on_deadline()
+        self._sweeper = loop.call_later(self.sweep_interval, self.start_sweeping, loop)
+
+    def stop_sweeping(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
 
 
 class HTTPConnection(asyncio.Protocol):
@@ -79,15 +109,17 @@ class HTTPConnection(asyncio.Protocol):
         self.read_paused = False
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = NEVER  # loop time at which the sweeper closes us (see ServerState)
         self.idle = False
+        self.lingering = False
         self.task: asyncio.Task[None] | None = None
         self.busy = False  # a response is still being written asynchronously
         self.body_in_flight: FileBody | None = None
         self.linger = False  # the client may still be sending: half-close before closing
         # per request cycle
         self.parser = self._new_parser()
-        self.request: h11.Request | None = None
+        self.parser_empty = True  # nothing buffered: next_event() would say NEED_DATA
+        self.request: RequestHead | None = None
         self.discarded = 0
         self.sent_continue = False
 
@@ -115,6 +147,7 @@ class HTTPConnection(asyncio.Protocol):
         if self.closing:
             return  # lingering close: whatever still arrives is dropped
         self.parser.receive_data(data)
+        self.parser_empty = False
         if self.busy:
             self._pause_reading()
             return
@@ -127,6 +160,7 @@ class HTTPConnection(asyncio.Protocol):
             self._close_now()
             return False
         self.parser.receive_data(b"")
+        self.parser_empty = False
         if not self.busy and not self.closing:
             self._process()
         return True  # keep the write side open for the response in progress
@@ -153,7 +187,7 @@ class HTTPConnection(asyncio.Protocol):
 
     def _process(self) -> None:
         """Handle every complete request h11 has buffered, in order, until one goes async."""
-        while not self.busy and not self.closing:
+        while not self.busy and not self.closing and not self.parser_empty:
             try:
                 event = self.parser.next_event()
             except h11.RemoteProtocolError as exc:
@@ -175,19 +209,28 @@ class HTTPConnection(asyncio.Protocol):
                 return
 
     def _on_request(self, event: h11.Request) -> None:
-        headers = event.headers
+        request = RequestHead(event.method, event.target, event.http_version, header_pairs(event))
+        headers = request.headers
         status = request_error(
-            event.http_version, event.method, event.target, headers, self.config.max_header_bytes
+            request.http_version,
+            request.method,
+            request.target,
+            headers,
+            self.config.max_header_bytes,
         )
         if status is not None:
             self._refuse(status)
             return
-        self.request = event
+        self.request = request
         body = declared_body(headers)
-        if body is None or body > self.config.max_discard_bytes:
+        if body == 0:
+            # Complete already: h11's EndOfMessage would only cost another next_event();
+            # the parser is replaced after the response, keeping what it buffered.
+            self._dispatch(request, force_close=False)
+        elif body is None or body > self.config.max_discard_bytes:
             # A body we would read only to drop: answer now and close instead.
             self.linger = True
-            self._dispatch(event, force_close=True)
+            self._dispatch(request, force_close=True)
 
     def _on_body_bytes(self, count: int) -> None:
         self.discarded += count
@@ -205,9 +248,8 @@ class HTTPConnection(asyncio.Protocol):
             self.sent_continue = True
             self._write(CONTINUE_100)
 
-    def _dispatch(self, event: h11.Request, *, force_close: bool) -> None:
+    def _dispatch(self, request: RequestHead, *, force_close: bool) -> None:
         self._cancel_timer()
-        request = RequestHead(event.method, event.target, event.http_version, tuple(event.headers))
         keep_alive = not force_close and keep_alive_requested(request.http_version, request.headers)
         try:
             response = self.state.handler.handle(request)
@@ -260,6 +302,7 @@ class HTTPConnection(asyncio.Protocol):
             self.parser.receive_data(data)
         if closed:
             self.parser.receive_data(b"")
+        self.parser_empty = not data and not closed
         self.request = None
         self.discarded = 0
         self.sent_continue = False
@@ -427,18 +470,19 @@ class HTTPConnection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def _arm_timer(self, seconds: float, *, idle: bool) -> None:
-        self._cancel_timer()
+        """A deadline, not a timer handle: arming per request costs one attribute write."""
         self.idle = idle
-        self.timer = self.loop.call_later(seconds, self._on_timeout)
+        self.deadline = self.loop.time() + seconds
 
     def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.deadline = NEVER
 
-    def _on_timeout(self) -> None:
-        self.timer = None
-        if not self.busy:
+    def on_deadline(self) -> None:
+        """Called by the server's sweeper once ``deadline`` has passed."""
+        self.deadline = NEVER
+        if self.lingering:
+            self._close_now()
+        elif not self.busy:
             self._close()
 
     def _close(self) -> None:
@@ -462,7 +506,8 @@ class HTTPConnection(asyncio.Protocol):
             if self.read_paused:
                 self.read_paused = False
                 transport.resume_reading()
-            self.timer = self.loop.call_later(LINGER_SECONDS, self._close_now)
+            self.lingering = True
+            self._arm_timer(LINGER_SECONDS, idle=False)
         else:
             transport.close()
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 SERVER_NAME = b"zerohttp"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per request, and frozen init costs more
 class RequestHead:
     """What the core needs to know about a request; header names are lower-case."""
 

@@ -61,6 +61,7 @@ class Server:
             )
         except OSError as exc:
             raise ConfigError(_bind_error(self.config, exc)) from None
+        self.state.start_sweeping(loop)
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -89,6 +90,7 @@ class Server:
                 connection.close_if_idle()
         for connection in list(self.state.connections):
             connection.abort()
+        self.state.stop_sweeping()
         if self._server is not None:
             await self._server.wait_closed()
 

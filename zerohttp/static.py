@@ -23,7 +23,7 @@ from .files import Directory, FileResolver, NeedsSlash, NotFound, OpenFile
 from .media_types import MediaTypes
 from .negotiation import SIBLING_SUFFIXES, choose_encoding, parse_accept_encoding
 from .paths import RequestPath, parse_target
-from .representation import IMMUTABLE, Plan, Representation, plan_response, whole_file
+from .representation import IMMUTABLE, Representation, plan_response, whole_file
 from .response import FileBody, RequestHead, Response, error_response, render_fields
 
 SAFE_METHODS = (b"GET", b"HEAD")
@@ -176,16 +176,15 @@ class StaticFiles:
 
     def _from_entry(self, request: RequestHead, entry: CacheEntry, plain: bool) -> Response:
         """A response from a cached representation; pre-rendered when nothing is conditional."""
+        file = entry.file
         if plain:
-            plan = Plan(200, [], entry.segments_200)
-            fields = entry.fields_200
-        else:
-            plan = plan_response(request, entry.rep)
-            if plan.status in (412, 416):
-                return error_response(plan.status, plan.fields)
-            fields = render_fields(plan.fields)
-        body = FileBody(entry.file.acquire(), entry.path, plan.segments, owner=entry.file)
-        return Response(plan.status, fields, body)
+            body = FileBody(file.acquire(), entry.path, entry.segments_200, owner=file)
+            return Response(200, entry.fields_200, body)
+        plan = plan_response(request, entry.rep)
+        if plan.status in (412, 416):
+            return error_response(plan.status, plan.fields)
+        body = FileBody(file.acquire(), entry.path, plan.segments, owner=file)
+        return Response(plan.status, render_fields(plan.fields), body)
 
     def _cacheable(self, path: RequestPath, found: OpenFile, rep: Representation) -> bool:
         """Only what a single stat per file can revalidate: a file reached directly or as
