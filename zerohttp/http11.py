@@ -50,8 +50,13 @@ def has_conflicting_framing(headers: Headers) -> bool:
     RFC 9112 §6.3 lets a server let Transfer-Encoding win (h11 0.16 does), but a
     front proxy may have framed the message by Content-Length; refuse it, as nginx does.
     """
-    names = {name for name, _ in headers}
-    return b"content-length" in names and b"transfer-encoding" in names
+    length = encoding = False
+    for name, _ in headers:
+        if name == b"content-length":
+            length = True
+        elif name == b"transfer-encoding":
+            encoding = True
+    return length and encoding
 
 
 def connection_tokens(headers: Headers) -> set[bytes]:
@@ -76,12 +81,13 @@ def declared_body(headers: Headers) -> int | None:
     By the time this is asked, h11 has refused malformed framing and ``request_error``
     the Content-Length + Transfer-Encoding pair.
     """
-    if any(name == b"transfer-encoding" for name, _ in headers):
-        return None
+    length = 0
     for name, value in headers:
+        if name == b"transfer-encoding":
+            return None
         if name == b"content-length":
-            return int(value)
-    return 0
+            length = int(value)
+    return length
 
 
 def expects_continue(http_version: bytes, headers: Headers) -> bool:

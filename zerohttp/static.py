@@ -13,7 +13,7 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .autoindex import render_listing
 from .config import Config
@@ -66,8 +66,7 @@ PLAN_HEADERS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class HeaderScan:
+class HeaderScan(NamedTuple):
     accept: bytes | None  # Accept-Encoding
     plain: bool  # no conditional or Range header: a cached 200 can be sent as rendered
 
