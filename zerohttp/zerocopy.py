@@ -55,11 +55,12 @@ class FileShrank(Exception):
     """The file ended before the promised Content-Length: the response cannot be completed."""
 
 
+_WINDOWS = sys.platform == "win32"
+
+
 def sendfile_function() -> Callable[[int, int, int, int], int] | None:
     """``os.sendfile`` where it exists, looked up per use so it can be absent (Windows)."""
-    if sys.platform == "win32":
-        return None
-    return getattr(os, "sendfile", None)
+    return None if _WINDOWS else getattr(os, "sendfile", None)
 
 
 def cork_style() -> str:
@@ -77,9 +78,10 @@ class FileTransfer:
     __slots__ = ("_index", "_nopush", "_partial", "body_started", "fd", "segments", "sock")
 
     def __init__(self, sock: socket.socket, fd: int, segments: Sequence[Segment]) -> None:
+        """``segments`` is not copied: the caller hands it over."""
         self.sock = sock
         self.fd = fd
-        self.segments = list(segments)
+        self.segments = segments
         self._index = 0
         self._partial = 0  # bytes of the current segment already sent
         self.body_started = False
@@ -109,6 +111,13 @@ class FileTransfer:
         return True
 
     def _send_bytes(self, data: bytes, flags: int) -> bool:
+        if not self._partial:  # the usual case: the whole head fits in the socket buffer
+            try:
+                self._partial = self.sock.send(data, flags)
+            except BlockingIOError:
+                return False
+            if self._partial == len(data):
+                return True
         view = memoryview(data)
         while self._partial < len(data):
             try:

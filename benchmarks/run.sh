@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One command: zerohttp and its peers measured in the same run, each server pinned to CPU 0
+# and wrk/curl to CPU 1 (../shared/peerbench does the pinning and the measuring), then
+# benchmarks/RESULTS.md is rewritten with the table, the ratios against the targets, the
+# µs of server CPU per request, the machine, and the profile of one small request.
+#
+#   bash benchmarks/run.sh                 # 2 rounds, all tests (~25 min)
+#   ROUNDS=1 TESTS=small,medium bash benchmarks/run.sh
+#
+# zerohttp runs with its defaults (open-file cache on, access log: there is none yet).
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(dirname "$HERE")"
+PEERBENCH="${PEERBENCH:-$REPO/../shared/peerbench}"
+VENV="${ZEROHTTP_BENCH_VENV:-/tmp/zerohttp-bench-venv}"
+ROUNDS="${ROUNDS:-2}"
+TESTS="${TESTS:-small,medium,large,huge,close}"
+PEERS="${PEERS:-nginx granian aiohttp aiohttp-uvloop starlette}"
+
+[[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install -q --upgrade "$REPO" >&2
+
+log="$(mktemp)"
+# shellcheck disable=SC2086
+bash "$PEERBENCH/run.sh" $PEERS --rounds "$ROUNDS" --tests "$TESTS" \
+    --cmd "$VENV/bin/python -m zerohttp {root} --port {port} --log-level warning" --name zerohttp \
+    --cmd "$VENV/bin/python -m zerohttp {root} --port {port} --log-level warning --loop asyncio" \
+    --name zerohttp-asyncio \
+    2> >(tee "$log" >&2) >/dev/null
+results="$(grep -o '/[^ ]*/results.json' "$log" | tail -1)"
+[[ -f "$results" ]] || { echo "benchmarks: no results.json found" >&2; exit 1; }
+
+{
+    "$VENV/bin/python" "$HERE/report.py" "$results" \
+        --command "ROUNDS=$ROUNDS TESTS=$TESTS bash benchmarks/run.sh"
+    echo
+    taskset -c 0 "$VENV/bin/python" "$HERE/profile_request.py"
+    echo
+    cat "$HERE/NOTES.md"
+} > "$HERE/RESULTS.md"
+echo "benchmarks: wrote $HERE/RESULTS.md (raw: $results)" >&2
