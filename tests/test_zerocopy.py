@@ -1265,3 +1265,67 @@ def test_fallback_file_shorter_than_a_range_is_file_shrank(
     assert would_be.startswith(written)
     assert written.startswith(expected_stream(segments[:whole_before], content))
     assert len(written) < sum(len(s) if isinstance(s, bytes) else s.length for s in segments)
+
+
+class CorkRecordingSocket(socket.socket):
+    """A real socket that records every TCP_CORK it is given."""
+
+    corks: list[int]
+
+    def setsockopt(self, level: int, option: int, value: Any, *rest: Any) -> None:  # type: ignore[override]
+        if level == socket.IPPROTO_TCP and option == getattr(socket, "TCP_CORK", None):
+            self.corks.append(value)
+        super().setsockopt(level, option, value, *rest)
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="TCP_CORK is Linux-only")
+def test_bulk_transfer_is_corked_and_released(tmp_path: Path) -> None:
+    """A body that does not fit the socket at once is sent under TCP_CORK, released at the
+    end (which flushes); a small one never touches the option."""
+    content = os.urandom(8 * 1024 * 1024)
+    path = tmp_path / "bulk.bin"
+    path.write_bytes(content)
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    listener.close()
+    sender = CorkRecordingSocket(fileno=accepted.detach())
+    sender.corks = []
+    sender.setblocking(False)
+    sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+    received = bytearray()
+
+    def read() -> None:
+        client.settimeout(10)
+        while len(received) < 6 + len(content):
+            chunk = client.recv(1 << 20)
+            if not chunk:
+                break
+            received.extend(chunk)
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        small = FileTransfer(sender, fd, [b"HEAD\r\n", ByteRange(0, 9)])
+        assert small.pump()
+        assert sender.corks == []
+        client.settimeout(10)
+        assert client.recv(100) == b"HEAD\r\n" + content[:10]
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        transfer = FileTransfer(sender, fd, [b"HEAD\r\n", ByteRange(0, len(content) - 1)])
+
+        async def run() -> None:
+            if not transfer.pump():
+                await complete_transfer(asyncio.get_running_loop(), transfer, 10)
+
+        asyncio.run(run())
+        reader.join(10)
+        assert bytes(received) == b"HEAD\r\n" + content
+        assert sender.corks == [1, 0]
+        cork = socket.TCP_CORK
+        assert sender.getsockopt(socket.IPPROTO_TCP, cork) == 0
+    finally:
+        os.close(fd)
+        sender.close()
+        client.close()
