@@ -7,7 +7,9 @@ class (see ``cli.py``) and the option list exists exactly once.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import socket
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -65,6 +67,9 @@ class Config:
         "", "regex on the URL path: matches get Cache-Control: public, max-age=31536000, immutable"
     )
     mime: tuple[str, ...] = _opt((), "media type override EXT=TYPE (repeatable)", list="repeat")
+    workers: int = _opt(
+        1, "worker processes, each with its own loop, sharing the port through SO_REUSEPORT"
+    )
     open_file_cache: int = _opt(
         256, "files kept open with pre-rendered headers, revalidated by stat on every hit; 0 off"
     )
@@ -91,6 +96,10 @@ class Config:
             raise ConfigError(
                 "--max-discard-bytes and --open-file-cache must be >= 0, --backlog >= 1"
             )
+        if self.workers < 1:
+            raise ConfigError(f"--workers {self.workers}: must be at least 1")
+        if self.workers > 1 and (not hasattr(socket, "SO_REUSEPORT") or not hasattr(os, "fork")):
+            raise ConfigError("--workers needs SO_REUSEPORT and fork() (Linux, BSD, macOS)")
         self._validate_static()
 
     def _validate_static(self) -> None:

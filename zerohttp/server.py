@@ -58,6 +58,7 @@ class Server:
                 self.config.port,
                 backlog=self.config.backlog,
                 reuse_address=True,
+                reuse_port=self.config.workers > 1 or None,
             )
         except OSError as exc:
             raise ConfigError(_bind_error(self.config, exc)) from None
@@ -123,28 +124,44 @@ async def serve(config: Config, *, on_started: Callable[[Server], None] | None =
         await server.shutdown()
 
 
-def run(config: Config) -> None:
-    """Choose the loop, print the banner, serve until interrupted."""
+def banner_line(config: Config, loop_name: str, host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    workers = f", workers: {config.workers}" if config.workers > 1 else ""
+    return (
+        f"zerohttp {__version__} serving {config.root} on http://{shown}:{port}/ "
+        f"(loop: {loop_name}, body: {body_path_description(config)}{workers})"
+    )
+
+
+def run(config: Config, *, on_started: Callable[[Server], None] | None = None) -> None:
+    """Choose the loop, serve until interrupted; with ``workers > 1``, fork them first."""
     loop_name, factory = loop_factory(config.loop)
-    check_root(config.root)
+    config = config.replace(root=check_root(config.root))
+    if config.workers > 1:
+        from .workers import run_workers
+
+        run_workers(config, lambda cfg, ready: run_one(cfg, factory, ready), loop_name)
+        return
 
     def banner(server: Server) -> None:
         host, port = server.addresses[0]
-        shown = f"[{host}]" if ":" in host else host
-        logger.info(
-            "zerohttp %s serving %s on http://%s:%d/ (loop: %s, body: %s)",
-            __version__,
-            server.config.root,
-            shown,
-            port,
-            loop_name,
-            body_path_description(server.config),
-        )
+        logger.info("%s", banner_line(server.config, loop_name, host, port))
+        if on_started is not None:
+            on_started(server)
 
+    run_one(config, factory, banner)
+
+
+def run_one(
+    config: Config,
+    factory: Callable[[], asyncio.AbstractEventLoop],
+    on_started: Callable[[Server], None] | None,
+) -> None:
+    """One process, one event loop, one server."""
     loop = factory()
     try:
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(serve(config, on_started=banner))
+        loop.run_until_complete(serve(config, on_started=on_started))
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()

@@ -1,0 +1,156 @@
+"""``--workers N``: N forked processes, each with its own event loop and its own listening
+socket, bound to one port with SO_REUSEPORT so the kernel spreads connections among them.
+
+The parent only supervises: it resolves and holds the port (bound, never listening, so no
+connection can be routed to it) until every worker is listening, prints the banner,
+forwards SIGINT/SIGTERM, and restarts a worker that dies unexpectedly.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+
+from .config import Config
+from .errors import ConfigError
+from .server import Server, banner_line
+
+logger = logging.getLogger("zerohttp")
+
+WorkerMain = Callable[[Config, Callable[[Server], None]], None]
+READY_TIMEOUT = 15.0
+MAX_RESTARTS_PER_MINUTE = 10
+
+
+def reserve_port(config: Config) -> socket.socket:
+    """Bind (without listening) the address the workers will share; resolves port 0."""
+    try:
+        infos = socket.getaddrinfo(
+            config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, kind, proto, _, address = infos[0]
+        probe = socket.socket(family, kind, proto)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        probe.bind(address)
+    except OSError as exc:
+        in_use = exc.errno == errno.EADDRINUSE
+        reason = "address already in use" if in_use else (exc.strerror or str(exc))
+        raise ConfigError(f"cannot listen on {config.host}:{config.port}: {reason}") from None
+    return probe
+
+
+def _spawn(
+    config: Config, worker_main: WorkerMain, ready_fd: int, probe: socket.socket | None
+) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    # in the worker
+    code = 0
+    try:
+        if probe is not None:  # the parent's reservation is not the worker's to keep
+            probe.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+
+        def ready(_: Server) -> None:
+            os.write(ready_fd, b"1")
+
+        worker_main(config, ready)
+    except ConfigError as exc:
+        print(f"zerohttp: error: {exc}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        pass
+    except BaseException:
+        logger.exception("worker %d failed", os.getpid())
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def run_workers(config: Config, worker_main: WorkerMain, loop_name: str) -> None:
+    probe = reserve_port(config)
+    host, port = probe.getsockname()[:2]
+    config = config.replace(port=port)
+    ready_read, ready_write = os.pipe()
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    children: set[int] = set()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        for _ in range(config.workers):
+            children.add(_spawn(config, worker_main, ready_write, probe))
+        _wait_ready(ready_read, config.workers, children)
+        probe.close()
+        logger.info("%s", banner_line(config, loop_name, host, port))
+        _supervise(config, worker_main, ready_write, children, lambda: stopping)
+    finally:
+        probe.close()
+        os.close(ready_read)
+        os.close(ready_write)
+
+
+def _wait_ready(ready_read: int, count: int, children: set[int]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    seen = 0
+    os.set_blocking(ready_read, False)
+    while seen < count:
+        try:
+            seen += len(os.read(ready_read, count))
+        except BlockingIOError:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+            if pid:
+                children.discard(pid)
+                for other in children:
+                    os.kill(other, signal.SIGTERM)
+                raise ConfigError("a worker failed to start (see the line above)") from None
+            if time.monotonic() > deadline:
+                raise ConfigError("workers did not start within 15 s") from None
+            time.sleep(0.02)
+
+
+def _supervise(
+    config: Config,
+    worker_main: WorkerMain,
+    ready_write: int,
+    children: set[int],
+    stopping: Callable[[], bool],
+) -> None:
+    restarts: list[float] = []
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        children.discard(pid)
+        if stopping():
+            continue
+        now = time.monotonic()
+        restarts = [t for t in restarts if now - t < 60] + [now]
+        if len(restarts) > MAX_RESTARTS_PER_MINUTE:
+            logger.error("workers keep dying; stopping")
+            for other in children:
+                os.kill(other, signal.SIGTERM)
+            continue
+        logger.warning("worker %d exited (status %d); starting a new one", pid, status)
+        children.add(_spawn(config, worker_main, ready_write, None))
