@@ -455,3 +455,26 @@ def test_new_connection_that_sends_nothing_is_disconnected(
         assert connection_count(running) == 0
     assert how in ("eof", "reset")
     assert data == b"" or data.startswith(b"HTTP/1.1 408 ")
+
+
+def test_idle_keep_alive_connection_costs_one_descriptor(
+    tmp_path: Path, loop: str, body_path: str
+) -> None:
+    """After a zero-copy response the connection keeps no dup of its socket: 10,000 idle
+    connections must fit in 10,000 descriptors (benchmarks/idle_connections.py)."""
+    content = write_file(tmp_path / "f.bin", 64 * 1024)
+    with start_server(tmp_path, loop, body_path, open_file_cache=0) as running:
+        baseline = fd_count()
+        sock = connect(running)  # +1 here, +1 for the server's accepted socket
+        try:
+            for _ in range(3):
+                send_get(sock, "/f.bin")
+                status, _, body = read_head(sock)
+                assert status == b"HTTP/1.1 200 OK"
+                while len(body) < len(content):
+                    body += sock.recv(1 << 20)
+                assert body == content
+            assert wait_for(lambda: fd_count() == baseline + 2, 5), fd_count() - baseline
+        finally:
+            sock.close()
+        assert wait_for(lambda: fd_count() == baseline, 5)

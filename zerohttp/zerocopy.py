@@ -211,10 +211,16 @@ async def wait_writable(loop: asyncio.AbstractEventLoop, fd: int, timeout: float
 async def complete_transfer(
     loop: asyncio.AbstractEventLoop, transfer: FileTransfer, timeout: float
 ) -> None:
-    """Finish a transfer whose first ``pump`` hit EAGAIN."""
+    """Finish a transfer whose first ``pump`` hit EAGAIN.
+
+    Writability is awaited on a dup of the socket: event loops refuse ``add_writer`` on a
+    descriptor that a transport owns. The dup lives only as long as this transfer.
+    """
     transfer.cork_for_bulk()
+    waitable = os.dup(transfer.sock.fileno())
     try:
         while not transfer.pump():
-            await wait_writable(loop, transfer.sock.fileno(), timeout)
+            await wait_writable(loop, waitable, timeout)
     finally:
+        os.close(waitable)
         transfer.uncork()
