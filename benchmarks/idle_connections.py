@@ -14,8 +14,8 @@ get answers. It runs once per event loop (uvloop, asyncio).
 
 Both processes need RLIMIT_NOFILE above the connection count; it is raised towards 30,000 as
 far as the hard limit allows. The "fds per conn" column shows what each connection costs the
-server in descriptors (zerohttp keeps a dup of a connection's socket once it has sent a file
-with sendfile, so 2), i.e. how far the server's limit has to exceed the connection count.
+server in descriptors (1 since zerohttp stopped keeping a dup of each connection's socket;
+it was 2 before), i.e. how far the server's limit has to exceed the connection count.
 If the server stops answering, the script stops opening connections and reports how many it
 holds, with the server's error lines.
 

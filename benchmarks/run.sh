@@ -36,6 +36,10 @@ results="$(grep -o '/[^ ]*/results.json' "$log" | tail -1)"
     echo
     taskset -c 0 "$VENV/bin/python" "$HERE/profile_request.py"
     echo
+    python3 "$HERE/idle_connections.py" --python "$VENV/bin/python"
+    echo
+    python3 "$HERE/streaming_rss.py" --python "$VENV/bin/python"
+    echo
     cat "$HERE/NOTES.md"
 } > "$HERE/RESULTS.md"
 echo "benchmarks: wrote $HERE/RESULTS.md (raw: $results)" >&2
