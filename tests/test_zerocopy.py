@@ -39,6 +39,14 @@ from zerohttp.zerocopy import (
     complete_transfer,
 )
 
+
+@pytest.fixture(autouse=True)
+def whole_ranges_per_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Most tests here pin down how ranges map onto sendfile calls, so let a turn send
+    everything (zerocopy.TURN_BYTES bounds it in production; the turn tests set it back)."""
+    monkeypatch.setattr(zerocopy, "TURN_BYTES", 1 << 62)
+
+
 REAL_SENDFILE = os.sendfile
 # a fake or spy that is called this often is in a loop that does not end: fail instead
 MAX_CALLS = 100_000
@@ -1329,3 +1337,78 @@ def test_bulk_transfer_is_corked_and_released(tmp_path: Path) -> None:
         os.close(fd)
         sender.close()
         client.close()
+
+
+def test_a_turn_yields_after_turn_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pump() stops after TURN_BYTES of file data even when the socket would take more,
+    so one fast reader cannot hold the event loop for a whole large file."""
+    monkeypatch.setattr(zerocopy, "TURN_BYTES", 1000)
+    calls: list[tuple[int, int]] = []
+
+    def fake_sendfile(out: int, fd: int, offset: int, count: int) -> int:
+        calls.append((offset, count))
+        return count
+
+    monkeypatch.setattr(os, "sendfile", fake_sendfile)
+    a, b = socket.socketpair()
+    try:
+        a.setblocking(False)
+        transfer = FileTransfer(a, 99, [b"H", ByteRange(0, 2499)])
+        assert transfer.pump() is False
+        assert transfer.yielded is True
+        assert calls == [(0, 1000)]
+        assert transfer.remaining() == [ByteRange(1000, 2499)]
+        assert transfer.pump() is False
+        assert transfer.pump() is True
+        assert transfer.yielded is False
+        assert calls == [(0, 1000), (1000, 1000), (2000, 500)]
+        assert b.recv(10) == b"H"
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_a_transfer_that_never_blocks_still_shares_the_loop(
+    tmp_path: Path, loop_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader fast enough that sendfile never says EAGAIN must not hold the loop for a
+    whole file: a second connection's response goes out before the first one ends.
+
+    sendfile is faked to always "send" everything asked, slowly (1 ms per MiB), which is
+    the never-EAGAIN case made deterministic; ordering, not timing, is asserted.
+    """
+    monkeypatch.setattr(zerocopy, "TURN_BYTES", 2 * 1024 * 1024)
+    size = 512 * 1024 * 1024
+    with open(tmp_path / "big.bin", "wb") as f:
+        f.truncate(size)
+    (tmp_path / "small.txt").write_bytes(b"small\n")
+    events: list[tuple[int, int]] = []  # (out fd, count) per call, in order
+    real = os.sendfile
+
+    def slow_sendfile(out: int, in_fd: int, offset: int, count: int) -> int:
+        if count >= 1024 * 1024:
+            time.sleep(count / (1024 * 1024) / 1000)
+            events.append((out, count))
+            return count
+        events.append((out, count))
+        return real(out, in_fd, offset, count)
+
+    monkeypatch.setattr(os, "sendfile", slow_sendfile)
+    with start_server(tmp_path, loop_name, "sendfile") as running:
+        big = socket.create_connection(("127.0.0.1", running.port), timeout=30)
+        small = socket.create_connection(("127.0.0.1", running.port), timeout=30)
+        try:
+            big.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            while not events:
+                time.sleep(0.001)
+            small.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert small.recv(4096).endswith(b"\r\n\r\nsmall\n")
+            assert big.recv(16).startswith(b"HTTP/1.1 200")
+        finally:
+            small.close()
+            big.close()
+    big_fd = events[0][0]
+    small_calls = [i for i, (out, _) in enumerate(events) if out != big_fd]
+    last_big_call = max(i for i, (out, _) in enumerate(events) if out == big_fd)
+    assert small_calls and small_calls[0] < last_big_call

@@ -26,6 +26,11 @@ from .ranges import ByteRange
 # One sendfile(2) call moves at most this much on Linux, whatever count it is given.
 SENDFILE_MAX_CHUNK = 0x7FFFF000
 
+# File bytes one pump() may send before it yields to the event loop. Without a bound, a
+# client reading as fast as the kernel can feed it never makes sendfile say EAGAIN, and one
+# transfer holds the loop for its whole length (nginx's sendfile_max_chunk, same value).
+TURN_BYTES = 2 * 1024 * 1024
+
 # sendfile refusing this file or socket (not a broken connection): the body can still
 # be sent by reading, provided no body byte has gone out yet.
 UNSUPPORTED_ERRNOS = frozenset(
@@ -76,7 +81,17 @@ def cork_style() -> str:
 class FileTransfer:
     """Literal byte segments and file ranges, in order, for one non-blocking socket."""
 
-    __slots__ = ("_cork", "_index", "_partial", "body_started", "fd", "segments", "sock")
+    __slots__ = (
+        "_cork",
+        "_index",
+        "_partial",
+        "_turn_left",
+        "body_started",
+        "fd",
+        "segments",
+        "sock",
+        "yielded",
+    )
 
     def __init__(self, sock: socket.socket, fd: int, segments: Sequence[Segment]) -> None:
         """``segments`` is not copied: the caller hands it over."""
@@ -85,7 +100,9 @@ class FileTransfer:
         self.segments = segments
         self._index = 0
         self._partial = 0  # bytes of the current segment already sent
+        self._turn_left = TURN_BYTES
         self.body_started = False
+        self.yielded = False  # the last pump stopped for fairness, not for EAGAIN
         self._cork: int | None = None  # the socket option holding data back, while set
         if not MSG_MORE and TCP_NOPUSH is not None:
             self._set_cork(TCP_NOPUSH)
@@ -94,8 +111,11 @@ class FileTransfer:
         """Send what the socket takes now; True once every segment is out.
 
         Raises SendfileUnsupported (only before the first file byte), FileShrank, or the
-        OSError of a broken connection.
+        OSError of a broken connection. False means "call again": after the socket is
+        writable, or, when ``yielded`` is set, on the next loop iteration.
         """
+        self._turn_left = TURN_BYTES
+        self.yielded = False
         segments = self.segments
         last = len(segments) - 1
         while self._index <= last:
@@ -133,8 +153,11 @@ class FileTransfer:
             raise SendfileUnsupported("os.sendfile is not available")
         out = self.sock.fileno()
         while self._partial < byte_range.length:
+            if self._turn_left <= 0:
+                self.yielded = True
+                return False
             offset = byte_range.start + self._partial
-            count = min(byte_range.length - self._partial, SENDFILE_MAX_CHUNK)
+            count = min(byte_range.length - self._partial, SENDFILE_MAX_CHUNK, self._turn_left)
             try:
                 sent = sendfile(out, self.fd, offset, count)
             except BlockingIOError:
@@ -147,6 +170,7 @@ class FileTransfer:
                 raise FileShrank(f"file ended at {offset}, before {byte_range.end + 1}")
             self.body_started = True
             self._partial += sent
+            self._turn_left -= sent
         return True
 
     def remaining(self) -> list[Segment]:
@@ -220,7 +244,10 @@ async def complete_transfer(
     waitable = os.dup(transfer.sock.fileno())
     try:
         while not transfer.pump():
-            await wait_writable(loop, waitable, timeout)
+            if transfer.yielded:
+                await asyncio.sleep(0)  # let other connections run, then go on
+            else:
+                await wait_writable(loop, waitable, timeout)
     finally:
         os.close(waitable)
         transfer.uncork()
