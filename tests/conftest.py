@@ -20,6 +20,7 @@ import pytest
 
 from zerohttp import Config, Server
 from zerohttp.loops import loop_factory
+from zerohttp.response import FileBody, Response
 
 LOOPS = ["uvloop", "asyncio"]
 BODY_PATHS = ["sendfile", "fallback"]
@@ -105,6 +106,20 @@ def start_server(
             lambda: holder["stop"].done() or holder["stop"].set_result(None)
         )
         thread.join(10)
+
+
+def read_file_body(response: Response) -> bytes:
+    """The bytes a FileBody response would send, read with pread; releases the response."""
+    body = response.body
+    assert isinstance(body, FileBody)
+    try:
+        return b"".join(
+            part if isinstance(part, bytes) else os.pread(body.fd, part.length, part.start)
+            for part in body.segments
+        )
+    finally:
+        response.release()
+        assert body.fd == -1
 
 
 def make_site(root: Path) -> Path:

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import read_file_body
 
 from zerohttp.config import Config
-from zerohttp.response import FileBody, RequestHead, Response
+from zerohttp.response import RequestHead, Response
 from zerohttp.static import StaticFiles
 
 PAST = time.time() - 3600
@@ -24,16 +25,7 @@ def get(app: StaticFiles, target: bytes, *headers: tuple[bytes, bytes]) -> Respo
     return app.handle(RequestHead(b"GET", target, b"1.1", ((b"host", b"x"), *headers)))
 
 
-def body_of(response: Response) -> bytes:
-    body = response.body
-    assert isinstance(body, FileBody)
-    try:
-        return b"".join(
-            part if isinstance(part, bytes) else os.pread(body.fd, part.length, part.start)
-            for part in body.segments
-        )
-    finally:
-        response.release()
+body_of = read_file_body
 
 
 def write(path: Path, data: bytes, mtime: float = PAST) -> None:

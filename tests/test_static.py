@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import read_file_body
 
 from zerohttp.config import Config
 from zerohttp.dates import http_date
@@ -100,18 +101,7 @@ def get(app: StaticFiles, target: bytes, method: bytes = b"GET") -> Response:
     return app.handle(RequestHead(method, target, b"1.1", ((b"host", b"example.com"),)))
 
 
-def read_body(response: Response) -> bytes:
-    """Read the whole FileBody and close it."""
-    body = response.body
-    assert isinstance(body, FileBody)
-    try:
-        return b"".join(
-            part if isinstance(part, bytes) else os.pread(body.fd, part.length, part.start)
-            for part in body.segments
-        )
-    finally:
-        response.release()
-        assert body.fd == -1
+read_body = read_file_body
 
 
 # --- 200 -------------------------------------------------------------------------------------

@@ -53,28 +53,25 @@ def parse_etags(value: bytes) -> list[tuple[bool, bytes]] | None:
     return tags
 
 
-def _is_star(value: bytes) -> bool:
-    return value.strip() == b"*"
+def _list_matches(value: bytes, etag: bytes | None, *, strong: bool) -> bool:
+    """``*`` matches any existing representation; otherwise compare each listed tag, a weak
+    one never matching under strong comparison (§8.8.3.2)."""
+    if value.strip() == b"*":
+        return True
+    tags = parse_etags(value)
+    if etag is None or not tags:
+        return False
+    return any(tag == etag and not (strong and weak) for weak, tag in tags)
 
 
 def if_match_passes(value: bytes, etag: bytes | None) -> bool:
-    """§13.1.1: strong comparison; ``*`` matches any existing representation."""
-    if _is_star(value):
-        return True
-    tags = parse_etags(value)
-    if etag is None or not tags:
-        return False
-    return any(not weak and tag == etag for weak, tag in tags)
+    """§13.1.1: strong comparison."""
+    return _list_matches(value, etag, strong=True)
 
 
 def if_none_match_matches(value: bytes, etag: bytes | None) -> bool:
-    """§13.1.2: weak comparison; ``*`` matches any existing representation."""
-    if _is_star(value):
-        return True
-    tags = parse_etags(value)
-    if etag is None or not tags:
-        return False
-    return any(tag == etag for _, tag in tags)
+    """§13.1.2: weak comparison."""
+    return _list_matches(value, etag, strong=False)
 
 
 def evaluate(
