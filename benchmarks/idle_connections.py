@@ -32,17 +32,15 @@ import os
 import resource
 import selectors
 import shlex
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import IO
 
-HOST = "127.0.0.1"
+from serverproc import HOST, free_port, proc_status, start_server, stop_server, zerohttp_command
+
 REQUEST = b"GET /small.html HTTP/1.1\r\nHost: x\r\n\r\n"
 TARGET_MIB = 64.0
 WANTED_NOFILE = 30000
@@ -96,23 +94,6 @@ class Result:
         )
 
 
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS, VmHWM (KiB) of a process, from /proc/PID/status."""
-    values: dict[str, int] = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0])
-    return values
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def raise_nofile(wanted: int) -> tuple[int, int, str]:
     """Raise our RLIMIT_NOFILE (inherited by the server) as far as the hard limit allows."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -126,41 +107,10 @@ def raise_nofile(wanted: int) -> tuple[int, int, str]:
     return soft, hard, note
 
 
-def start_server(
-    python: str, root: str, port: int, loop: str, stderr: IO[bytes]
-) -> subprocess.Popen[bytes]:
-    cmd = server_command(python, root, port, loop)
-    # taskset execs the interpreter, so the Popen pid is the server's pid.
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {shlex.join(cmd)}")
-        try:
-            socket.create_connection((HOST, port), timeout=0.5).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    stop_server(proc)
-    raise RuntimeError("server did not start listening within 15 s")
-
-
 def server_command(python: str, root: str, port: int | str, loop: str) -> list[str]:
-    return [
-        "taskset", "-c", "0", python, "-m", "zerohttp", root,
-        "--host", HOST, "--port", str(port), "--loop", loop, "--log-level", "warning",
-        "--keepalive-timeout", "600", "--header-timeout", "600",
-    ]  # fmt: skip
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return zerohttp_command(
+        python, root, port, "--loop", loop, "--keepalive-timeout", "600", "--header-timeout", "600"
+    )
 
 
 def response_complete(buf: bytes) -> bool:
@@ -305,7 +255,7 @@ def summarize_log(text: str, limit: int = 3) -> list[str]:
 def measure(python: str, root: str, loop: str, n: int, deadline: float) -> Result:
     port = free_port()
     with tempfile.TemporaryFile() as log:
-        proc = start_server(python, root, port, loop, log)
+        proc = start_server(server_command(python, root, port, loop), port, log)
         opened = Opened(conns=[])
         try:
             time.sleep(0.5)

@@ -121,20 +121,29 @@ def main() -> None:
         ("request checks: header pairs, limits, framing, keep-alive", per_call(checks)),
         ("StaticFiles.handle, cache hit (of which os.stat below)", per_call(handle)),
         ("  os.stat revalidation", per_call(stat)),
-        ("render status line + Date + fields", per_call(
-            lambda: render_head(200, response.fields, date.line(), keep_alive=True, http10=False))),
+        (
+            "render status line + Date + fields",
+            per_call(
+                lambda: render_head(
+                    200, response.fields, date.line(), keep_alive=True, http10=False
+                )
+            ),
+        ),
         ("send(head, MSG_MORE) + sendfile 1 KiB (+ reader drain)", per_call(send)),
     ]
     total = full_path()
     print("## Profile: one small GET (1 KiB, cached), µs per stage\n")
-    print(f"`taskset -c 0 python benchmarks/profile_request.py`, {N} iterations, best of 3, "
-          "in-process over an AF_UNIX socketpair (no event loop, no TCP).\n")
+    print(
+        f"`taskset -c 0 python benchmarks/profile_request.py`, {N} iterations, best of 3, "
+        "in-process over an AF_UNIX socketpair (no event loop, no TCP).\n"
+    )
     print("| stage | µs |")
     print("|---|---:|")
     for label, micros in stages:
         print(f"| {label} | {micros:.1f} |")
-    print(f"| **whole `data_received` path (parse → response sent → next cycle)** | "
-          f"**{total:.1f}** |")
+    print(
+        f"| **whole `data_received` path (parse → response sent → next cycle)** | **{total:.1f}** |"
+    )
     os.close(fd)
 
 

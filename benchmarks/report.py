@@ -37,8 +37,12 @@ def collect(data: dict[str, Any]) -> tuple[list[str], dict[tuple[str, str], list
     return order, samples
 
 
-def med(samples: dict[tuple[str, str], list[dict[str, Any]]], server: str, test: str,
-        key: str | None = None) -> float:
+def med(
+    samples: dict[tuple[str, str], list[dict[str, Any]]],
+    server: str,
+    test: str,
+    key: str | None = None,
+) -> float:
     rows = samples.get((server, test), [])
     if key is None:
         return median([value(test, r) for r in rows])
@@ -51,7 +55,9 @@ def fmt(number: float, test: str = "") -> str:
     return f"{number:.2f}" if test == "huge" or number < 10 else f"{number:,.0f}"
 
 
-def target_rows(s: dict[tuple[str, str], list[dict[str, Any]]]) -> list[tuple[str, str, str, bool | None]]:
+def target_rows(
+    s: dict[tuple[str, str], list[dict[str, Any]]],
+) -> list[tuple[str, str, str, bool | None]]:
     z = ZEROHTTP
 
     def ratio(test: str, peer: str, key: str | None = None) -> float:
@@ -60,7 +66,9 @@ def target_rows(s: dict[tuple[str, str], list[dict[str, Any]]]) -> list[tuple[st
     rows: list[tuple[str, str, str, bool | None]] = []
 
     def add(label: str, target: str, got: float, ok: bool) -> None:
-        rows.append((label, target, "–" if got != got else f"{got:.2f}×", None if got != got else ok))
+        rows.append(
+            (label, target, "–" if got != got else f"{got:.2f}×", None if got != got else ok)
+        )
 
     r = ratio("small", "granian")
     add("small vs Granian", "≥ 1.2×", r, r >= 1.2)
@@ -93,14 +101,24 @@ def main() -> None:
     rounds = len(data["rounds"])
     print("# zerohttp benchmark results\n")
     print(f"Command: `{args.command}` (drives `../shared/peerbench`; raw: `{args.results}`).  ")
-    print(f"Run started {meta.get('started')}, {rounds} round(s), host {meta.get('host')}, "
-          f"{meta.get('cpus')} CPUs; server pinned to CPU 0, wrk/curl to CPU 1, loopback.  ")
+    print(
+        f"Run started {meta.get('started')}, {rounds} round(s), host {meta.get('host')}, "
+        f"{meta.get('cpus')} CPUs; server pinned to CPU 0, wrk/curl to CPU 1, loopback.  "
+    )
     versions = meta.get("versions", {})
-    print("Versions: " + ", ".join(f"{k} {str(v).split()[0]}" for k, v in versions.items()
-                                  if k in ("python", "uvloop", "h11", "granian", "aiohttp",
-                                           "starlette", "nginx")) + ".\n")
-    print("Medians over rounds. This box is shared and noisy: read ratios between rows of "
-          "the same run, not absolute figures.\n")
+    print(
+        "Versions: "
+        + ", ".join(
+            f"{k} {str(v).split()[0]}"
+            for k, v in versions.items()
+            if k in ("python", "uvloop", "h11", "granian", "aiohttp", "starlette", "nginx")
+        )
+        + ".\n"
+    )
+    print(
+        "Medians over rounds. This box is shared and noisy: read ratios between rows of "
+        "the same run, not absolute figures.\n"
+    )
 
     print("## Targets (issue: Performance)\n")
     print("| target | wanted | measured | met |")
@@ -121,8 +139,10 @@ def main() -> None:
         print(f"| {server} | " + " | ".join(cells) + " |")
     correct = {r["server"]: r.get("correct") for rnd in data["rounds"] for r in rnd}
     bad = [name for name, ok in correct.items() if not ok]
-    print(f"\nCorrectness check (peerbench: size + sha256 of every file): "
-          f"{'all servers correct' if not bad else 'FAILED for ' + ', '.join(bad)}.")
+    print(
+        f"\nCorrectness check (peerbench: size + sha256 of every file): "
+        f"{'all servers correct' if not bad else 'FAILED for ' + ', '.join(bad)}."
+    )
 
 
 if __name__ == "__main__":

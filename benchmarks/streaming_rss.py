@@ -24,16 +24,15 @@ import argparse
 import os
 import shlex
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 
-HOST = "127.0.0.1"
+from serverproc import HOST, free_port, proc_status, start_server, stop_server, zerohttp_command
+
 FILE_NAME = "big.bin"
 FILE_SIZE = 4 * 1024**3
 CLIENTS = 8
@@ -117,58 +116,9 @@ def make_sparse_file(path: str, size: int) -> None:
         raise RuntimeError(f"{path} is not {size} bytes")
 
 
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS, VmHWM (KiB) of a process, from /proc/PID/status."""
-    values: dict[str, int] = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0])
-    return values
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def server_command(python: str, root: str, port: int | str, sendfile: bool) -> list[str]:
-    return [
-        "taskset", "-c", "0", python, "-m", "zerohttp", root,
-        "--host", HOST, "--port", str(port), "--loop", "uvloop", "--log-level", "warning",
-        "--sendfile" if sendfile else "--no-sendfile",
-    ]  # fmt: skip
-
-
-def start_server(
-    python: str, root: str, port: int, sendfile: bool, log: int
-) -> subprocess.Popen[bytes]:
-    cmd = server_command(python, root, port, sendfile)
-    # taskset execs the interpreter, so the Popen pid is the server's pid.
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {shlex.join(cmd)}")
-        try:
-            socket.create_connection((HOST, port), timeout=0.5).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    stop_server(proc)
-    raise RuntimeError("server did not start listening within 15 s")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    body = "--sendfile" if sendfile else "--no-sendfile"
+    return zerohttp_command(python, root, port, "--loop", "uvloop", body)
 
 
 def download(port: int, client: Client, stop: threading.Event) -> None:
@@ -215,7 +165,7 @@ def download(port: int, client: Client, stop: threading.Event) -> None:
 def run_once(python: str, root: str, sendfile: bool) -> Result:
     port = free_port()
     with tempfile.TemporaryFile() as log:
-        proc = start_server(python, root, port, sendfile, log.fileno())
+        proc = start_server(server_command(python, root, port, sendfile), port, log.fileno())
         try:
             time.sleep(0.5)
             clients = [Client() for _ in range(CLIENTS)]
