@@ -102,7 +102,7 @@ class HTTPConnection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         # per connection
         self.transport: asyncio.Transport | None = None
-        self.sock: socket.socket | None = None  # a dup of the transport's socket, for sendfile
+        self.sock: socket.socket | None = None  # borrows the transport's fd, for send(MSG_MORE)
         self.zero_copy = state.zero_copy
         self.closing = False
         self.read_paused = False
