@@ -327,7 +327,9 @@ class HTTPConnection(asyncio.Protocol):
         keep: bool,
     ) -> None:
         """Send head and body now if the socket takes them, else finish asynchronously."""
-        sock = self._direct_socket() if self.zero_copy else None
+        sock = self.sock
+        if sock is None and self.zero_copy:
+            sock = self._direct_socket()
         if sock is None:
             self._run_async(self._stream_file(request, status, segments, body, keep, None), body)
             return
@@ -351,7 +353,8 @@ class HTTPConnection(asyncio.Protocol):
             self._run_async(self._stream_file(request, status, [], body, keep, transfer), body)
             return
         body.close()
-        self._log(request, status, "sendfile")
+        if self.state.log_responses:
+            self._log(request, status, "sendfile")
         self._response_done(keep)
 
     async def _stream_file(
@@ -537,6 +540,7 @@ class HTTPConnection(asyncio.Protocol):
             sock.detach()
 
     def _log(self, request: RequestHead | None, status: int, path: str) -> None:
+        """One debug line per response (callers on the hot path check log_responses first)."""
         if self.state.log_responses:
             target = request.target.decode("latin-1") if request else "-"
             method = request.method.decode("latin-1") if request else "-"
