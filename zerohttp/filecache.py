@@ -15,7 +15,6 @@ dropped *and* the last response using them has finished.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .ranges import ByteRange
@@ -112,14 +111,3 @@ class FileCache:
     def clear(self) -> None:
         for key in list(self._entries):
             self.drop(key)
-
-
-def checks_for(paths: Sequence[str]) -> tuple[tuple[str, Identity], ...] | None:
-    """Current identities of ``paths``, or None if any is gone already."""
-    checks = []
-    for path in paths:
-        identity = current_identity(path)
-        if identity is None:
-            return None
-        checks.append((path, identity))
-    return tuple(checks)

@@ -158,31 +158,35 @@ class StaticFiles:
             vary,
             int(time.time()),
         )
+        entry = None
         if key is not None and self._cacheable(path, found, rep):
             entry = self._remember(key, path, found, chosen, rep, negotiated=accept is not None)
-            if chosen is not found:
-                os.close(found.fd)
-            if entry is not None:
-                return self._from_entry(request, entry, plain=False)
-        elif chosen is not found:
+        if chosen is not found:
             os.close(found.fd)
-        plan = plan_response(request, rep)
-        if plan.status in (412, 416):
-            os.close(chosen.fd)
-            return error_response(plan.status, plan.fields)
-        body = FileBody(chosen.fd, chosen.path, plan.segments)
-        return Response(plan.status, render_fields(plan.fields), body)
+        if entry is not None:
+            return self._planned(request, entry.rep, entry.file, entry.path)
+        file = SharedFile(chosen.fd)
+        try:
+            return self._planned(request, rep, file, chosen.path)
+        finally:
+            file.retire()  # closes now, or when the response has been sent
 
     def _from_entry(self, request: RequestHead, entry: CacheEntry, plain: bool) -> Response:
         """A response from a cached representation; pre-rendered when nothing is conditional."""
+        if not plain:
+            return self._planned(request, entry.rep, entry.file, entry.path)
         file = entry.file
-        if plain:
-            body = FileBody(file.acquire(), entry.path, entry.segments_200, owner=file)
-            return Response(200, entry.fields_200, body)
-        plan = plan_response(request, entry.rep)
+        body = FileBody(file.acquire(), entry.path, entry.segments_200, owner=file)
+        return Response(200, entry.fields_200, body)
+
+    def _planned(
+        self, request: RequestHead, rep: Representation, file: SharedFile, path: str
+    ) -> Response:
+        """304/412/416/206/200 for ``rep``; a body holds a reference on ``file``."""
+        plan = plan_response(request, rep)
         if plan.status in (412, 416):
             return error_response(plan.status, plan.fields)
-        body = FileBody(file.acquire(), entry.path, plan.segments, owner=file)
+        body = FileBody(file.acquire(), path, plan.segments, owner=file)
         return Response(plan.status, render_fields(plan.fields), body)
 
     def _cacheable(self, path: RequestPath, found: OpenFile, rep: Representation) -> bool:
@@ -203,7 +207,7 @@ class StaticFiles:
         rep: Representation,
         *,
         negotiated: bool,
-    ) -> CacheEntry | None:
+    ) -> CacheEntry:
         assert self.cache is not None
         requested = os.path.join(self.resolver.root, path.relative)
         if path.trailing_slash:
