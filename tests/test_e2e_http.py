@@ -177,7 +177,7 @@ class RawClient:
     def read_response(self, *, head: bool = False) -> RawResponse:
         status, reason, headers, raw = self.read_head()
         lengths = [v for n, v in headers if n == "content-length"]
-        if status < 200:
+        if status < 200 or status == 204:  # no body, and no Content-Length (RFC 9110 §8.6)
             assert not lengths
             return RawResponse(status, reason, headers, b"", raw)
         assert len(lengths) == 1, f"Content-Length fields: {lengths}"
@@ -921,6 +921,31 @@ def test_pipelined_ten_mib_with_h11(server: RunningServer) -> None:
         assert [r.status_code for r, _ in results] == [200, 200, 200]
         assert all(body == expected for _, body in results)
         assert leftover == b""
+
+
+def test_pipelined_alternating_simple_and_h11_requests(server: RunningServer) -> None:
+    """One write mixing heads the simple reader takes with heads only h11 reads: each cycle
+    hands its leftover bytes to the next, whichever reader that is."""
+    with RawClient(server) as client:
+        client.send_once(
+            request_bytes(target="/kib.bin")  # simple
+            + request_bytes(target="/style.css", headers=("Content-Length: 3",))  # h11
+            + b"GET"  # the discarded body: looks like a request, must not be read as one
+            + request_bytes(target="/one.bin")  # simple, after an h11 cycle
+            + b"GET /kib.bin HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"  # h11: no Host
+            + request_bytes("OPTIONS", "/")  # h11
+            + b"GET /style.css HTTP/1.1\nHost: x\n\n"  # h11: bare LF
+            + request_bytes(target="/one.bin")  # simple
+        )
+        expected = ["kib.bin", "style.css", "one.bin", "kib.bin", None, "style.css", "one.bin"]
+        for name in expected:
+            response = client.read_response()
+            if name is None:
+                assert response.status == 204
+            else:
+                assert response.status == 200
+                assert response.body == site_bytes(server, name)
+        client.assert_open()
 
 
 def test_pipelined_hundred_small(server: RunningServer) -> None:

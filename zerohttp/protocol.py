@@ -34,6 +34,7 @@ from .http11 import (
     request_error,
 )
 from .response import FileBody, RequestHead, Response, error_response
+from .simple_head import read_simple_head
 from .zerocopy import (
     FileShrank,
     FileTransfer,
@@ -115,15 +116,29 @@ class HTTPConnection(asyncio.Protocol):
         self.busy = False  # a response is still being written asynchronously
         self.body_in_flight: FileBody | None = None
         self.linger = False  # the client may still be sending: half-close before closing
+        # Unparsed bytes stay in ``buffer`` until the start of a request cycle, where
+        # ``read_simple_head`` reads the common shape; anything else goes to a fresh h11
+        # parser for that one cycle (``parser``), whose leftovers come back to ``buffer``.
+        self.buffer = b""
+        self.eof = False  # the client shut its side while no parser was active
         # per request cycle
-        self.parser = self._new_parser()
+        self.parser: h11.Connection | None = None
         self.parser_empty = True  # nothing buffered: next_event() would say NEED_DATA
         self.request: RequestHead | None = None
         self.discarded = 0
         self.sent_continue = False
 
-    def _new_parser(self) -> h11.Connection:
-        return h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes)
+    def _start_parser(self) -> h11.Connection:
+        """Hand the buffered bytes (and a seen EOF) to h11 for this request cycle."""
+        parser = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes)
+        if self.buffer:
+            parser.receive_data(self.buffer)
+            self.buffer = b""
+        if self.eof:
+            parser.receive_data(b"")
+        self.parser = parser
+        self.parser_empty = False
+        return parser
 
     # --- asyncio callbacks -------------------------------------------------------------
 
@@ -145,8 +160,14 @@ class HTTPConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return  # lingering close: whatever still arrives is dropped
-        self.parser.receive_data(data)
-        self.parser_empty = False
+        parser = self.parser
+        if parser is not None:
+            parser.receive_data(data)
+            self.parser_empty = False
+        elif self.buffer:
+            self.buffer += data
+        else:
+            self.buffer = data
         if self.busy:
             self._pause_reading()
             return
@@ -158,8 +179,11 @@ class HTTPConnection(asyncio.Protocol):
         if self.closing:
             self._close_now()
             return False
-        self.parser.receive_data(b"")
-        self.parser_empty = False
+        if self.parser is not None:
+            self.parser.receive_data(b"")
+            self.parser_empty = False
+        else:
+            self.eof = True
         if not self.busy and not self.closing:
             self._process()
         return True  # keep the write side open for the response in progress
@@ -185,10 +209,26 @@ class HTTPConnection(asyncio.Protocol):
     # --- request cycle -----------------------------------------------------------------
 
     def _process(self) -> None:
-        """Handle every complete request h11 has buffered, in order, until one goes async."""
-        while not self.busy and not self.closing and not self.parser_empty:
+        """Handle every complete request buffered, in order, until one goes async."""
+        while not self.busy and not self.closing:
+            parser = self.parser
+            if parser is None:
+                buffer = self.buffer
+                if not buffer:
+                    if self.eof:
+                        self._close()  # the client closed between requests
+                    return
+                simple = read_simple_head(buffer, self.config.max_header_bytes)
+                if simple is not None:
+                    request, used = simple
+                    self.buffer = buffer[used:]
+                    self._on_request(request)
+                    continue
+                parser = self._start_parser()
+            if self.parser_empty:
+                return
             try:
-                event = self.parser.next_event()
+                event = parser.next_event()
             except h11.RemoteProtocolError as exc:
                 self._refuse(exc.error_status_hint)
                 return
@@ -197,7 +237,7 @@ class HTTPConnection(asyncio.Protocol):
                 return
             kind = type(event)
             if kind is h11.Request:
-                self._on_request(event)  # type: ignore[arg-type]
+                self._on_h11_request(event)  # type: ignore[arg-type]
             elif kind is h11.Data:
                 self._on_body_bytes(len(event.data))  # type: ignore[union-attr]
             elif kind is h11.EndOfMessage:
@@ -207,8 +247,12 @@ class HTTPConnection(asyncio.Protocol):
                 self._close()
                 return
 
-    def _on_request(self, event: h11.Request) -> None:
-        request = RequestHead(event.method, event.target, event.http_version, header_pairs(event))
+    def _on_h11_request(self, event: h11.Request) -> None:
+        self._on_request(
+            RequestHead(event.method, event.target, event.http_version, header_pairs(event))
+        )
+
+    def _on_request(self, request: RequestHead) -> None:
         headers = request.headers
         status = request_error(
             request.http_version,
@@ -224,7 +268,7 @@ class HTTPConnection(asyncio.Protocol):
         body = declared_body(headers)
         if body == 0:
             # Complete already: h11's EndOfMessage would only cost another next_event();
-            # the parser is replaced after the response, keeping what it buffered.
+            # the parser (if any) is dropped after the response, keeping what it buffered.
             self._dispatch(request, force_close=False)
         elif body is None or body > self.config.max_discard_bytes:
             # A body we would read only to drop: answer now and close instead.
@@ -295,13 +339,12 @@ class HTTPConnection(asyncio.Protocol):
             self._next_cycle()
 
     def _next_cycle(self) -> None:
-        data, closed = self.parser.trailing_data
-        self.parser = self._new_parser()
-        if data:
-            self.parser.receive_data(data)
-        if closed:
-            self.parser.receive_data(b"")
-        self.parser_empty = not data and not closed
+        parser = self.parser
+        if parser is not None:
+            self.buffer, closed = parser.trailing_data
+            self.eof = self.eof or closed
+            self.parser = None
+            self.parser_empty = True
         self.request = None
         self.discarded = 0
         self.sent_continue = False
@@ -311,7 +354,7 @@ class HTTPConnection(asyncio.Protocol):
             self.read_paused = False
             assert self.transport is not None
             self.transport.resume_reading()
-        if data:
+        if self.buffer:
             self._arm_timer(self.config.header_timeout, idle=False)
         else:
             self._arm_timer(self.config.keepalive_timeout, idle=True)
