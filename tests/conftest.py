@@ -1,8 +1,10 @@
 """Shared fixtures: a real zerohttp server on 127.0.0.1, run in a background thread.
 
-``server`` is parametrised over loop (uvloop, asyncio) x body path (sendfile, fallback), so
-every end-to-end test using it runs four times. ``start_server`` is the context manager
-behind it, for tests that need their own root or configuration.
+``server`` is parametrised over loop (uvloop, asyncio) x body path (sendfile, fallback), plus
+a fifth variant whose connections read every request with h11 (the simple-head reader
+switched off), so every end-to-end test using it runs five times and both request readers
+answer the whole battery. ``start_server`` is the context manager behind it, for tests that
+need their own root or configuration.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from zerohttp import Config, Server
+from zerohttp import Config, Server, protocol
 from zerohttp.loops import loop_factory
 from zerohttp.response import FileBody, Response
 
@@ -145,12 +147,21 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_site(tmp_path_factory.mktemp("site") / "root")
 
 
+SERVER_VARIANTS = [(lp, bp, "simple") for lp in LOOPS for bp in BODY_PATHS]
+SERVER_VARIANTS.append(("uvloop", "sendfile", "h11"))
+
+
 @pytest.fixture(
     scope="module",
-    params=[(lp, bp) for lp in LOOPS for bp in BODY_PATHS],
-    ids=[f"{lp}-{bp}" for lp in LOOPS for bp in BODY_PATHS],
+    params=SERVER_VARIANTS,
+    ids=[
+        f"{lp}-{bp}" + ("-h11only" if reader == "h11" else "") for lp, bp, reader in SERVER_VARIANTS
+    ],
 )
 def server(request: pytest.FixtureRequest, site: Path) -> Iterator[RunningServer]:
-    loop, body_path = request.param
-    with start_server(site, loop, body_path) as running:
-        yield running
+    loop, body_path, reader = request.param
+    with pytest.MonkeyPatch.context() as patch:
+        if reader == "h11":
+            patch.setattr(protocol, "read_simple_head", lambda buffer, limit: None)
+        with start_server(site, loop, body_path) as running:
+            yield running

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import h11
 import pytest
+from conftest import start_server
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from zerohttp import protocol
 from zerohttp.protocol import header_pairs
+from zerohttp.response import RequestHead
 from zerohttp.simple_head import read_simple_head
 
 LIMIT = 16384
@@ -238,3 +244,35 @@ def test_the_generator_reaches_accepted_heads() -> None:
 
     count()
     assert accepted > 100
+
+
+# --- the connection uses it -----------------------------------------------------------------
+
+
+def test_connections_read_common_requests_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain GET goes through the simple reader; a POST is declined and h11 answers it."""
+    (tmp_path / "a.txt").write_bytes(b"hello")
+    results: list[bool] = []
+
+    def counting(buffer: bytes, limit: int) -> tuple[RequestHead, int] | None:
+        result = read_simple_head(buffer, limit)
+        results.append(result is not None)
+        return result
+
+    monkeypatch.setattr(protocol, "read_simple_head", counting)
+    with (
+        start_server(tmp_path, "uvloop") as server,
+        socket.create_connection((server.host, server.port), timeout=5) as sock,
+    ):
+        sock.sendall(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"POST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\n\r\nhello" in received
+    assert b"HTTP/1.1 405 Method Not Allowed\r\n" in received
+    assert results[:2] == [True, False]
