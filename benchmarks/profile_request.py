@@ -24,6 +24,7 @@ from zerohttp.http11 import declared_body, keep_alive_requested, render_head, re
 from zerohttp.protocol import HTTPConnection, ServerState, header_pairs
 from zerohttp.ranges import ByteRange
 from zerohttp.response import RequestHead
+from zerohttp.simple_head import read_simple_head
 from zerohttp.static import StaticFiles
 from zerohttp.zerocopy import FileTransfer
 
@@ -117,7 +118,11 @@ def main() -> None:
         return asyncio.run(run())
 
     stages = [
-        ("h11: new parser, receive_data, next_event -> Request", per_call(parse)),
+        (
+            "simple reader: read_simple_head -> RequestHead (the path taken)",
+            per_call(lambda: read_simple_head(REQUEST, 16384)),
+        ),
+        ("h11 instead (heads outside the simple shape): new parser -> Request", per_call(parse)),
         ("request checks: header pairs, limits, framing, keep-alive", per_call(checks)),
         ("StaticFiles.handle, cache hit (of which os.stat below)", per_call(handle)),
         ("  os.stat revalidation", per_call(stat)),
