@@ -40,6 +40,14 @@ results="$(grep -o '/[^ ]*/results.json' "$log" | tail -1)"
     echo
     python3 "$HERE/streaming_rss.py" --python "$VENV/bin/python"
     echo
+    echo "## 1 GiB download: CPU per GB over many transfers (peerbench's huge test runs 3)"
+    echo
+    echo '```'
+    echo "python3 benchmarks/huge_cpu.py --python $VENV/bin/python --reps 15 --turns 2,4"
+    echo '```'
+    echo
+    python3 "$HERE/huge_cpu.py" --python "$VENV/bin/python" --reps 15 --turns 2,4
+    echo
     cat "$HERE/NOTES.md"
 } > "$HERE/RESULTS.md"
 echo "benchmarks: wrote $HERE/RESULTS.md (raw: $results)" >&2

@@ -28,8 +28,11 @@ SENDFILE_MAX_CHUNK = 0x7FFFF000
 
 # File bytes one pump() may send before it yields to the event loop. Without a bound, a
 # client reading as fast as the kernel can feed it never makes sendfile say EAGAIN, and one
-# transfer holds the loop for its whole length (nginx's sendfile_max_chunk, same value).
-TURN_BYTES = 2 * 1024 * 1024
+# transfer holds the loop for its whole length. nginx's sendfile_max_chunk is 2 MiB, but a
+# turn costs us more than it costs nginx: on 1 GiB loopback transfers 2 MiB turns used
+# 1-3 % more CPU per GB than 4 MiB turns in five interleaved runs, and 4 MiB matched nginx
+# (benchmarks/huge_cpu.py, NOTES.md). 4 MiB is ~1.5 ms of loop time at 2.7 GB/s.
+TURN_BYTES = 4 * 1024 * 1024
 
 # sendfile refusing this file or socket (not a broken connection): the body can still
 # be sent by reading, provided no body byte has gone out yet.
