@@ -1,8 +1,10 @@
 """The asyncio edge: one ``HTTPConnection`` per TCP connection, moving bytes only.
 
-h11 parses each request (a fresh ``h11.Connection`` per request cycle, fed the bytes the
-previous one had buffered, since responses are rendered by us and never pass through
-h11); the handler decides the response; this class writes it — small bodies through the
+Each request cycle starts on the bytes buffered so far: ``simple_head.read_simple_head``
+reads a complete bodiless GET/HEAD head (most requests to a static server), and any other
+head goes to a fresh ``h11.Connection`` for that one cycle, whose leftover bytes come back
+to the buffer afterwards (responses are rendered by us and never pass through h11). The
+handler decides the response; this class writes it — small bodies through the
 transport, file bodies zero-copy straight onto the socket, or through the aiofiles
 fallback — and keeps the connection's bookkeeping: keep-alive, pipelining order,
 discarded request bodies, timeouts and flow control.
