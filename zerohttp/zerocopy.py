@@ -30,8 +30,9 @@ SENDFILE_MAX_CHUNK = 0x7FFFF000
 # client reading as fast as the kernel can feed it never makes sendfile say EAGAIN, and one
 # transfer holds the loop for its whole length. nginx's sendfile_max_chunk is 2 MiB, but a
 # turn costs us more than it costs nginx: on 1 GiB loopback transfers 2 MiB turns used
-# 1-3 % more CPU per GB than 4 MiB turns in five interleaved runs, and 4 MiB matched nginx
-# (benchmarks/huge_cpu.py, NOTES.md). 4 MiB is ~1.5 ms of loop time at 2.7 GB/s.
+# 0.7-3 % more CPU per GB than 4 MiB turns in 5 of 6 interleaved runs (1.4 % less in the
+# sixth): a small effect, near this box's noise (benchmarks/huge_cpu.py, NOTES.md).
+# 4 MiB is ~1.5 ms of loop time at 2.7 GB/s.
 TURN_BYTES = 4 * 1024 * 1024
 
 # sendfile refusing this file or socket (not a broken connection): the body can still
