@@ -923,6 +923,26 @@ def test_pipelined_ten_mib_with_h11(server: RunningServer) -> None:
         assert leftover == b""
 
 
+def test_accepted_connections_have_nodelay(server: RunningServer) -> None:
+    """Small responses must not wait for Nagle: the loops set TCP_NODELAY, zerohttp relies on it."""
+
+    def nodelay() -> list[int]:
+        return [
+            connection.transport.get_extra_info("socket").getsockopt(
+                socket.IPPROTO_TCP, socket.TCP_NODELAY
+            )
+            for connection in server.server.state.connections
+            if connection.transport is not None
+        ]
+
+    with RawClient(server) as client:
+        client.send(request_bytes(target="/kib.bin"))
+        assert client.read_response().status == 200
+        values = server.call(nodelay)
+    assert values
+    assert all(values)
+
+
 def test_pipelined_alternating_simple_and_h11_requests(server: RunningServer) -> None:
     """One write mixing heads the simple reader takes with heads only h11 reads: each cycle
     hands its leftover bytes to the next, whichever reader that is."""

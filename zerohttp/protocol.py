@@ -148,12 +148,9 @@ class HTTPConnection(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.transport = transport
         transport.set_write_buffer_limits(high=0, low=0)
+        # TCP_NODELAY: both loops set it on every TCP transport (asyncio's _set_nodelay,
+        # uvloop's TCPTransport); tests/test_e2e_http.py checks that they still do.
         raw = transport.get_extra_info("socket")
-        if raw is not None and raw.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         if raw is None or transport.get_extra_info("sslcontext") is not None:
             self.zero_copy = False
         self.state.connections.add(self)
