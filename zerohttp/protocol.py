@@ -125,7 +125,6 @@ class HTTPConnection(asyncio.Protocol):
         self.eof = False  # the client shut its side while no parser was active
         # per request cycle
         self.parser: h11.Connection | None = None
-        self.parser_empty = True  # nothing buffered: next_event() would say NEED_DATA
         self.request: RequestHead | None = None
         self.discarded = 0
         self.sent_continue = False
@@ -139,7 +138,6 @@ class HTTPConnection(asyncio.Protocol):
         if self.eof:
             parser.receive_data(b"")
         self.parser = parser
-        self.parser_empty = False
         return parser
 
     # --- asyncio callbacks -------------------------------------------------------------
@@ -162,7 +160,6 @@ class HTTPConnection(asyncio.Protocol):
         parser = self.parser
         if parser is not None:
             parser.receive_data(data)
-            self.parser_empty = False
         elif self.buffer:
             self.buffer += data
         else:
@@ -180,7 +177,6 @@ class HTTPConnection(asyncio.Protocol):
             return False
         if self.parser is not None:
             self.parser.receive_data(b"")
-            self.parser_empty = False
         else:
             self.eof = True
         if not self.busy and not self.closing:
@@ -224,8 +220,6 @@ class HTTPConnection(asyncio.Protocol):
                     self._on_request(request)
                     continue
                 parser = self._start_parser()
-            if self.parser_empty:
-                return
             try:
                 event = parser.next_event()
             except h11.RemoteProtocolError as exc:
@@ -343,7 +337,6 @@ class HTTPConnection(asyncio.Protocol):
             self.buffer, closed = parser.trailing_data
             self.eof = self.eof or closed
             self.parser = None
-            self.parser_empty = True
         self.request = None
         self.discarded = 0
         self.sent_continue = False
