@@ -47,6 +47,14 @@ def send_get(sock: socket.socket, path: str) -> None:
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
 
 
+def get_ok(sock: socket.socket, path: str) -> tuple[dict[str, str], bytes]:
+    """GET ``path``, check the status is 200, return the fields and any body bytes read."""
+    send_get(sock, path)
+    status, fields, body = read_head(sock)
+    assert status == b"HTTP/1.1 200 OK"
+    return fields, body
+
+
 def read_head(sock: socket.socket) -> tuple[bytes, dict[str, str], bytes]:
     """Status line, header fields (lower-case names) and any body bytes read past the head."""
     data = b""
@@ -109,9 +117,7 @@ def test_truncated_mid_transfer_closes_without_padding(
     with start_server(tmp_path, loop, body_path) as running:
         sock = connect(running)
         try:
-            send_get(sock, "/big.bin")
-            status, fields, body = read_head(sock)
-            assert status == b"HTTP/1.1 200 OK"
+            fields, body = get_ok(sock, "/big.bin")
             assert int(fields["content-length"]) == 64 * MIB
             received = bytearray(body)
             while len(received) < MIB:  # about 1 MiB, slowly
@@ -189,9 +195,7 @@ def test_file_growing_mid_transfer_sends_exactly_content_length(
     with start_server(tmp_path, loop, body_path) as running:
         sock = connect(running)
         try:
-            send_get(sock, "/grow.bin")
-            status, fields, body = read_head(sock)
-            assert status == b"HTTP/1.1 200 OK"
+            fields, body = get_ok(sock, "/grow.bin")
             assert fields["content-length"] == str(16 * MIB)
             body = read_exactly(sock, body, MIB)
             with open(path, "ab") as f:
@@ -200,9 +204,7 @@ def test_file_growing_mid_transfer_sends_exactly_content_length(
             assert body[: len(content)] == content
             assert len(body) == 16 * MIB
             # the connection is still in step: the next response starts right here
-            send_get(sock, "/grow.bin")
-            status, fields, body = read_head(sock)
-            assert status == b"HTTP/1.1 200 OK"
+            fields, body = get_ok(sock, "/grow.bin")
             assert fields["content-length"] == str(20 * MIB)
             body = read_exactly(sock, body, 20 * MIB)
             assert body == content + b"\xee" * (4 * MIB)
@@ -218,8 +220,7 @@ def test_file_replaced_mid_transfer_sends_the_old_file_whole(
     with start_server(tmp_path, loop, body_path) as running:
         sock = connect(running)
         try:
-            send_get(sock, "/page.bin")
-            status, fields, body = read_head(sock)
+            fields, body = get_ok(sock, "/page.bin")
             assert fields["content-length"] == str(16 * MIB)
             body = read_exactly(sock, body, MIB)
             new = tmp_path / "page.bin.new"
@@ -227,9 +228,7 @@ def test_file_replaced_mid_transfer_sends_the_old_file_whole(
             os.replace(new, path)
             body = read_exactly(sock, body, 16 * MIB)
             assert body == old
-            send_get(sock, "/page.bin")
-            status, fields, body = read_head(sock)
-            assert status == b"HTTP/1.1 200 OK"
+            fields, body = get_ok(sock, "/page.bin")
             assert fields["content-length"] == "4"
             assert read_exactly(sock, body, 4) == b"new\n"
         finally:
@@ -300,9 +299,7 @@ def test_abort_100_downloads_releases_everything(
         # and the server still serves
         sock = connect(running)
         try:
-            send_get(sock, "/ten.bin")
-            status, fields, body = read_head(sock)
-            assert status == b"HTTP/1.1 200 OK"
+            fields, body = get_ok(sock, "/ten.bin")
             while len(body) < 10 * MIB:
                 chunk = sock.recv(1 << 20)
                 assert chunk
@@ -333,9 +330,7 @@ def test_slow_reader_is_not_buffered_for(tmp_path: Path, loop: str, body_path: s
     with start_server(tmp_path, loop, body_path) as running:
         sock = connect(running)
         try:
-            send_get(sock, "/big.bin")
-            status, fields, body = read_head(sock)
-            assert status == b"HTTP/1.1 200 OK"
+            fields, body = get_ok(sock, "/big.bin")
             assert fields["content-length"] == str(64 * MIB)
             received = len(body)
             samples: list[tuple[int, bool]] = []
@@ -361,9 +356,7 @@ def test_stalled_reader_is_aborted_after_send_timeout(
     with start_server(tmp_path, loop, body_path, send_timeout=0.5) as running:
         sock = connect(running)
         try:
-            send_get(sock, "/big.bin")
-            status, fields, body = read_head(sock)
-            assert status == b"HTTP/1.1 200 OK"
+            fields, body = get_ok(sock, "/big.bin")
             assert fields["content-length"] == str(64 * MIB)
             # never read again: the server must give up on its own
             assert wait_for(lambda: connection_count(running) == 0, 10)
@@ -383,9 +376,7 @@ def test_idle_keepalive_connection_is_closed(tmp_path: Path, loop: str, body_pat
         sock = connect(running)
         try:
             started = time.monotonic()
-            send_get(sock, "/small.txt")
-            status, fields, body = read_head(sock)
-            assert status == b"HTTP/1.1 200 OK"
+            fields, body = get_ok(sock, "/small.txt")
             assert fields["content-length"] == "6"
             assert "close" not in fields.get("connection", "").lower()
             while len(body) < 6:
@@ -468,9 +459,7 @@ def test_idle_keep_alive_connection_costs_one_descriptor(
         sock = connect(running)  # +1 here, +1 for the server's accepted socket
         try:
             for _ in range(3):
-                send_get(sock, "/f.bin")
-                status, _, body = read_head(sock)
-                assert status == b"HTTP/1.1 200 OK"
+                _, body = get_ok(sock, "/f.bin")
                 while len(body) < len(content):
                     body += sock.recv(1 << 20)
                 assert body == content
