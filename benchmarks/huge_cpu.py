@@ -50,7 +50,7 @@ def nginx_command(root: str, port: int, run: str) -> list[str]:
 
 def zerohttp_command(python: str, root: str, port: int, turn_bytes: int) -> list[str]:
     code = (
-        "import sys, zerohttp.zerocopy as z; from zerohttp.cli import main; "
+        "import sys, zerohttp.body.zerocopy as z; from zerohttp.cli import main; "
         f"z.TURN_BYTES = {turn_bytes}; sys.argv[0] = 'zerohttp'; main()"
     )
     return ["taskset", "-c", "0", python, "-c", code, root, "--host", HOST, "--port", str(port),

@@ -18,15 +18,15 @@ from typing import Any
 
 import h11
 
+from zerohttp.body.zerocopy import FileTransfer
 from zerohttp.config import Config
-from zerohttp.dates import DateHeader
-from zerohttp.http11 import declared_body, keep_alive_requested, render_head, request_error
-from zerohttp.protocol import HTTPConnection, ServerState, header_pairs
-from zerohttp.ranges import ByteRange
-from zerohttp.response import RequestHead
-from zerohttp.simple_head import read_simple_head
-from zerohttp.static import StaticFiles
-from zerohttp.zerocopy import FileTransfer
+from zerohttp.http.connection import HTTPConnection, ServerState, header_pairs
+from zerohttp.http.http11 import declared_body, keep_alive_requested, render_head, request_error
+from zerohttp.http.simple_head import read_simple_head
+from zerohttp.static.dates import DateHeader
+from zerohttp.static.handler import StaticHandler
+from zerohttp.static.ranges import ByteRange
+from zerohttp.static.response import RequestHead
 
 REQUEST = b"GET /small.html HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
 N = 20000
@@ -61,7 +61,7 @@ def main() -> None:
     past = time.time() - 60
     os.utime(path, (past, past))
     config = Config(root=root)
-    app = StaticFiles(config)
+    app = StaticHandler(config)
     sender, receiver = socket.socketpair()
     sender.setblocking(False)
     receiver.setblocking(False)
@@ -124,7 +124,7 @@ def main() -> None:
         ),
         ("h11 instead (heads outside the simple shape): new parser -> Request", per_call(parse)),
         ("request checks: header pairs, limits, framing, keep-alive", per_call(checks)),
-        ("StaticFiles.handle, cache hit (of which os.stat below)", per_call(handle)),
+        ("StaticHandler.handle, cache hit (of which os.stat below)", per_call(handle)),
         ("  os.stat revalidation", per_call(stat)),
         (
             "render status line + Date + fields",

@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 
-from zerohttp import Config, Server, protocol
+from zerohttp import Config, Server
+from zerohttp.http import connection as protocol
 from zerohttp.loops import loop_factory
-from zerohttp.response import FileBody, Response
+from zerohttp.static.response import FileBody, Response
 
 LOOPS = ["uvloop", "asyncio"]
 BODY_PATHS = ["sendfile", "fallback"]

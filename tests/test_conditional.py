@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zerohttp.conditional import (
+from zerohttp.static.conditional import (
     Validators,
     evaluate,
     if_match_passes,
@@ -20,7 +20,7 @@ from zerohttp.conditional import (
     parse_etags,
     parse_http_date,
 )
-from zerohttp.dates import http_date
+from zerohttp.static.dates import http_date
 
 ETAG = b'"5f-1a"'
 OTHER = b'"other"'

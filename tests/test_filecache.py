@@ -11,8 +11,8 @@ import pytest
 from conftest import read_file_body
 
 from zerohttp.config import Config
-from zerohttp.response import RequestHead, Response
-from zerohttp.static import StaticFiles
+from zerohttp.static.handler import StaticHandler
+from zerohttp.static.response import RequestHead, Response
 
 PAST = time.time() - 3600
 
@@ -21,7 +21,7 @@ def _open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
 
-def get(app: StaticFiles, target: bytes, *headers: tuple[bytes, bytes]) -> Response:
+def get(app: StaticHandler, target: bytes, *headers: tuple[bytes, bytes]) -> Response:
     return app.handle(RequestHead(b"GET", target, b"1.1", ((b"host", b"x"), *headers)))
 
 
@@ -44,14 +44,14 @@ def root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def app(root: Path) -> Iterator[StaticFiles]:
-    app = StaticFiles(Config(root=str(root), open_file_cache=2))
+def app(root: Path) -> Iterator[StaticHandler]:
+    app = StaticHandler(Config(root=str(root), open_file_cache=2))
     yield app
     assert app.cache is not None
     app.cache.clear()
 
 
-def test_hits_share_one_descriptor(app: StaticFiles) -> None:
+def test_hits_share_one_descriptor(app: StaticHandler) -> None:
     before = _open_fds()
     bodies = [body_of(get(app, b"/a.txt")) for _ in range(20)]
     assert bodies == [b"first version\n"] * 20
@@ -59,19 +59,19 @@ def test_hits_share_one_descriptor(app: StaticFiles) -> None:
     assert app.cache is not None and len(app.cache) == 1
 
 
-def test_query_strings_share_the_entry(app: StaticFiles) -> None:
+def test_query_strings_share_the_entry(app: StaticHandler) -> None:
     assert body_of(get(app, b"/a.txt?v=1")) == body_of(get(app, b"/a.txt?v=2"))
     assert app.cache is not None and len(app.cache) == 1
 
 
-def test_edit_in_place_is_served_at_once(app: StaticFiles, root: Path) -> None:
+def test_edit_in_place_is_served_at_once(app: StaticHandler, root: Path) -> None:
     assert body_of(get(app, b"/a.txt")) == b"first version\n"
     write(root / "a.txt", b"second, longer version\n", PAST + 10)
     response = get(app, b"/a.txt")
     assert body_of(response) == b"second, longer version\n"
 
 
-def test_same_size_new_mtime_changes_etag(app: StaticFiles, root: Path) -> None:
+def test_same_size_new_mtime_changes_etag(app: StaticHandler, root: Path) -> None:
     first = get(app, b"/a.txt")
     etag = first.fields
     body_of(first)
@@ -81,7 +81,7 @@ def test_same_size_new_mtime_changes_etag(app: StaticFiles, root: Path) -> None:
     assert body_of(second) == b"FIRST VERSION\n"
 
 
-def test_replace_by_rename_keeps_in_flight_response_whole(app: StaticFiles, root: Path) -> None:
+def test_replace_by_rename_keeps_in_flight_response_whole(app: StaticHandler, root: Path) -> None:
     body_of(get(app, b"/a.txt"))  # cached
     in_flight = get(app, b"/a.txt")
     replacement = root / "a.txt.new"
@@ -91,7 +91,7 @@ def test_replace_by_rename_keeps_in_flight_response_whole(app: StaticFiles, root
     assert body_of(in_flight) == b"first version\n"  # old inode, never mixed
 
 
-def test_deleted_file_is_404_and_its_descriptor_closed(app: StaticFiles, root: Path) -> None:
+def test_deleted_file_is_404_and_its_descriptor_closed(app: StaticHandler, root: Path) -> None:
     before = _open_fds()
     body_of(get(app, b"/a.txt"))
     in_flight = get(app, b"/a.txt")
@@ -102,7 +102,7 @@ def test_deleted_file_is_404_and_its_descriptor_closed(app: StaticFiles, root: P
     assert _open_fds() - before == set()
 
 
-def test_path_swapped_for_symlink_out_of_root_is_404(app: StaticFiles, root: Path) -> None:
+def test_path_swapped_for_symlink_out_of_root_is_404(app: StaticHandler, root: Path) -> None:
     secret = root.parent / f"{root.name}-secret.txt"
     write(secret, b"secret\n")
     try:
@@ -116,7 +116,7 @@ def test_path_swapped_for_symlink_out_of_root_is_404(app: StaticFiles, root: Pat
         secret.unlink()
 
 
-def test_sibling_created_after_caching_is_negotiated(app: StaticFiles, root: Path) -> None:
+def test_sibling_created_after_caching_is_negotiated(app: StaticHandler, root: Path) -> None:
     gzip = (b"accept-encoding", b"gzip")
     assert body_of(get(app, b"/a.txt", gzip)) == b"first version\n"
     write(root / "a.txt.gz", b"pretend gzip\n", PAST + 30)
@@ -125,7 +125,7 @@ def test_sibling_created_after_caching_is_negotiated(app: StaticFiles, root: Pat
     assert body_of(response) == b"pretend gzip\n"
 
 
-def test_sibling_older_than_a_newer_original_is_dropped(app: StaticFiles, root: Path) -> None:
+def test_sibling_older_than_a_newer_original_is_dropped(app: StaticHandler, root: Path) -> None:
     gzip = (b"accept-encoding", b"gzip")
     write(root / "a.txt.gz", b"pretend gzip\n", PAST + 30)
     assert body_of(get(app, b"/a.txt", gzip)) == b"pretend gzip\n"
@@ -135,7 +135,7 @@ def test_sibling_older_than_a_newer_original_is_dropped(app: StaticFiles, root: 
     assert body_of(response) == b"newer original\n"
 
 
-def test_capacity_bounds_open_descriptors(app: StaticFiles) -> None:
+def test_capacity_bounds_open_descriptors(app: StaticHandler) -> None:
     before = _open_fds()
     for name in (b"/a.txt", b"/b.txt", b"/c.txt", b"/a.txt", b"/index.html"):
         body_of(get(app, name))
@@ -143,7 +143,7 @@ def test_capacity_bounds_open_descriptors(app: StaticFiles) -> None:
     assert len(_open_fds() - before) == 2
 
 
-def test_conditional_request_on_a_cached_entry(app: StaticFiles) -> None:
+def test_conditional_request_on_a_cached_entry(app: StaticHandler) -> None:
     first = get(app, b"/a.txt")
     fields = dict(line.split(": ", 1) for line in first.fields.decode().split("\r\n") if line)
     body_of(first)
@@ -155,14 +155,14 @@ def test_conditional_request_on_a_cached_entry(app: StaticFiles) -> None:
     assert body_of(ranged) == b"first"
 
 
-def test_future_mtime_is_not_cached(app: StaticFiles, root: Path) -> None:
+def test_future_mtime_is_not_cached(app: StaticHandler, root: Path) -> None:
     write(root / "a.txt", b"from the future\n", time.time() + 3600)
     assert body_of(get(app, b"/a.txt")) == b"from the future\n"
     assert app.cache is not None and len(app.cache) == 0
 
 
 def test_cache_off_keeps_nothing_open(root: Path) -> None:
-    app = StaticFiles(Config(root=str(root), open_file_cache=0))
+    app = StaticHandler(Config(root=str(root), open_file_cache=0))
     before = _open_fds()
     for _ in range(3):
         body_of(get(app, b"/a.txt"))

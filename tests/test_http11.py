@@ -5,7 +5,7 @@ from __future__ import annotations
 import h11
 import pytest
 
-from zerohttp.http11 import (
+from zerohttp.http.http11 import (
     CONTINUE_100,
     declared_body,
     expects_continue,
@@ -14,7 +14,7 @@ from zerohttp.http11 import (
     render_head,
     request_error,
 )
-from zerohttp.response import render_fields
+from zerohttp.static.response import render_fields
 
 Headers = list[tuple[bytes, bytes]]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from zerohttp.media_types import DEFAULT_TYPE, MediaTypes
+from zerohttp.static.media_types import DEFAULT_TYPE, MediaTypes
 
 
 @pytest.mark.parametrize(

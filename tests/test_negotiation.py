@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zerohttp.negotiation import (
+from zerohttp.static.negotiation import (
     DEFAULT_PREFERENCE,
     SIBLING_SUFFIXES,
     choose_encoding,

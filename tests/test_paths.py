@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zerohttp.errors import HTTPError
-from zerohttp.paths import RequestPath, parse_target
+from zerohttp.static.paths import RequestPath, parse_target
 
 # (target, segments, trailing_slash, query)
 ACCEPTED: list[tuple[bytes, tuple[str, ...], bool, bytes]] = [

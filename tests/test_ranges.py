@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zerohttp.conditional import Validators
-from zerohttp.dates import http_date
-from zerohttp.files import FileInfo
-from zerohttp.ranges import (
+from zerohttp.static.conditional import Validators
+from zerohttp.static.dates import http_date
+from zerohttp.static.files import FileInfo
+from zerohttp.static.ranges import (
     FULL,
     MAX_DIGITS,
     MAX_RANGES,
@@ -29,8 +29,8 @@ from zerohttp.ranges import (
     new_boundary,
     parse_range_specs,
 )
-from zerohttp.representation import Representation, plan_response
-from zerohttp.response import RequestHead
+from zerohttp.static.representation import Representation, plan_response
+from zerohttp.static.response import RequestHead
 
 SIZE = 10_000
 ETAG = b'"5f-1a"'

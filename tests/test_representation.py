@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zerohttp.conditional import Validators
-from zerohttp.dates import http_date
-from zerohttp.files import FileInfo
-from zerohttp.ranges import ByteRange
-from zerohttp.representation import (
+from zerohttp.static.conditional import Validators
+from zerohttp.static.dates import http_date
+from zerohttp.static.files import FileInfo
+from zerohttp.static.ranges import ByteRange
+from zerohttp.static.representation import (
     IMMUTABLE,
     Plan,
     Representation,
@@ -21,7 +21,7 @@ from zerohttp.representation import (
     validator_fields,
     whole_file,
 )
-from zerohttp.response import RequestHead, error_response
+from zerohttp.static.response import RequestHead, error_response
 
 SIZE = 1000
 MTIME_NS = 1_700_000_000_123_456_789

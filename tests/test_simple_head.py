@@ -11,10 +11,10 @@ from conftest import start_server
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zerohttp import protocol
-from zerohttp.protocol import header_pairs
-from zerohttp.response import RequestHead
-from zerohttp.simple_head import read_simple_head
+from zerohttp.http import connection as protocol
+from zerohttp.http.connection import header_pairs
+from zerohttp.http.simple_head import read_simple_head
+from zerohttp.static.response import RequestHead
 
 LIMIT = 16384
 

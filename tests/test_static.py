@@ -1,4 +1,4 @@
-"""StaticFiles.handle and FileResolver against a real directory tree (no sockets)."""
+"""StaticHandler.handle and FileResolver against a real directory tree (no sockets)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import pytest
 from conftest import read_file_body
 
 from zerohttp.config import Config
-from zerohttp.dates import http_date
-from zerohttp.files import Directory, FileInfo, FileResolver, NeedsSlash, NotFound, OpenFile
-from zerohttp.ranges import ByteRange
-from zerohttp.representation import Representation, plan_response
-from zerohttp.response import FileBody, RequestHead, Response
-from zerohttp.static import StaticFiles
+from zerohttp.static.dates import http_date
+from zerohttp.static.files import Directory, FileInfo, FileResolver, NeedsSlash, NotFound, OpenFile
+from zerohttp.static.handler import StaticHandler
+from zerohttp.static.ranges import ByteRange
+from zerohttp.static.representation import Representation, plan_response
+from zerohttp.static.response import FileBody, RequestHead, Response
 
 HELLO = b"hello, world\n"
 MTIME_NS = 1_700_000_000_123_456_789
@@ -80,9 +80,9 @@ def root(tmp_path: Path, outside: Path) -> Path:
 
 
 @pytest.fixture
-def app(root: Path) -> StaticFiles:
+def app(root: Path) -> StaticHandler:
     """Without the open-file cache, so every test can check that no descriptor stays open."""
-    return StaticFiles(Config(root=str(root), open_file_cache=0))
+    return StaticHandler(Config(root=str(root), open_file_cache=0))
 
 
 def fields_of(response: Response) -> dict[str, str]:
@@ -97,7 +97,7 @@ def fields_of(response: Response) -> dict[str, str]:
     return parsed
 
 
-def get(app: StaticFiles, target: bytes, method: bytes = b"GET") -> Response:
+def get(app: StaticHandler, target: bytes, method: bytes = b"GET") -> Response:
     return app.handle(RequestHead(method, target, b"1.1", ((b"host", b"example.com"),)))
 
 
@@ -107,7 +107,7 @@ read_body = read_file_body
 # --- 200 -------------------------------------------------------------------------------------
 
 
-def test_get_file(app: StaticFiles, root: Path) -> None:
+def test_get_file(app: StaticHandler, root: Path) -> None:
     response = get(app, b"/hello.txt")
     assert response.status == 200
     assert response.close is False
@@ -130,13 +130,13 @@ def test_get_file(app: StaticFiles, root: Path) -> None:
     assert read_body(response) == HELLO
 
 
-def test_get_file_with_query_and_encoded_name(app: StaticFiles) -> None:
+def test_get_file_with_query_and_encoded_name(app: StaticHandler) -> None:
     response = get(app, b"/a%20b.txt?v=3")
     assert response.status == 200
     assert read_body(response) == b"spaced\n"
 
 
-def test_get_empty_file(app: StaticFiles) -> None:
+def test_get_empty_file(app: StaticHandler) -> None:
     response = get(app, b"/empty.bin")
     assert response.status == 200
     assert fields_of(response)["Content-Length"] == "0"
@@ -144,14 +144,14 @@ def test_get_empty_file(app: StaticFiles) -> None:
     assert read_body(response) == b""
 
 
-def test_get_absolute_form(app: StaticFiles) -> None:
+def test_get_absolute_form(app: StaticHandler) -> None:
     response = get(app, b"http://example.com/app.js")
     assert response.status == 200
     assert fields_of(response)["Content-Type"] == "text/javascript; charset=utf-8"
     assert read_body(response) == b"console.log(1)\n"
 
 
-def test_head_has_fields_but_no_body_and_no_fd(app: StaticFiles) -> None:
+def test_head_has_fields_but_no_body_and_no_fd(app: StaticHandler) -> None:
     before = len(_open_fds())
     response = get(app, b"/hello.txt", b"HEAD")
     assert len(_open_fds()) == before
@@ -168,14 +168,14 @@ def read_and_return(response: Response) -> Response:
     return response
 
 
-def test_head_many_times_leaks_nothing(app: StaticFiles) -> None:
+def test_head_many_times_leaks_nothing(app: StaticHandler) -> None:
     before = len(_open_fds())
     for _ in range(50):
         assert get(app, b"/sub/", b"HEAD").status == 200
     assert len(_open_fds()) == before
 
 
-def test_index_served_for_directory_with_slash(app: StaticFiles, root: Path) -> None:
+def test_index_served_for_directory_with_slash(app: StaticHandler, root: Path) -> None:
     response = get(app, b"/sub/")
     assert response.status == 200
     assert fields_of(response)["Content-Type"] == "text/html; charset=utf-8"
@@ -185,7 +185,7 @@ def test_index_served_for_directory_with_slash(app: StaticFiles, root: Path) -> 
     assert read_body(response) == b"<p>sub</p>\n"
 
 
-def test_root_index(app: StaticFiles) -> None:
+def test_root_index(app: StaticHandler) -> None:
     response = get(app, b"/")
     assert response.status == 200
     assert read_body(response) == b"<h1>root</h1>\n"
@@ -194,7 +194,7 @@ def test_root_index(app: StaticFiles) -> None:
 def test_root_reached_through_symlink(tmp_path: Path, root: Path) -> None:
     link = tmp_path / "root-link"
     link.symlink_to(root, target_is_directory=True)
-    app = StaticFiles(Config(root=str(link), open_file_cache=0))
+    app = StaticHandler(Config(root=str(link), open_file_cache=0))
     response = get(app, b"/hello.txt")
     assert response.status == 200
     assert read_body(response) == HELLO
@@ -208,7 +208,7 @@ def test_root_reached_through_symlink(tmp_path: Path, root: Path) -> None:
     "method", [b"POST", b"PUT", b"DELETE", b"PATCH", b"TRACE", b"get", b"options", b"BREW"]
 )
 @pytest.mark.parametrize("target", [b"/hello.txt", b"/missing", b"/%zz"])
-def test_other_methods_are_405(app: StaticFiles, method: bytes, target: bytes) -> None:
+def test_other_methods_are_405(app: StaticHandler, method: bytes, target: bytes) -> None:
     response = get(app, target, method)
     assert response.status == 405
     fields = fields_of(response)
@@ -224,7 +224,7 @@ def test_other_methods_are_405(app: StaticFiles, method: bytes, target: bytes) -
 @pytest.mark.parametrize(
     "target", [b"/%zz", b"/../hello.txt", b"/%2e%2e/outside/secret.txt", b"/a%00", b"*", b"/a#b"]
 )
-def test_bad_target_is_400(app: StaticFiles, target: bytes) -> None:
+def test_bad_target_is_400(app: StaticHandler, target: bytes) -> None:
     response = get(app, target)
     assert response.status == 400
     assert response.body == b"400 Bad Request\n"
@@ -245,23 +245,23 @@ def test_bad_target_is_400(app: StaticFiles, target: bytes) -> None:
         b"/sub/../.git/config",
     ],
 )
-def test_not_found(app: StaticFiles, target: bytes) -> None:
+def test_not_found(app: StaticHandler, target: bytes) -> None:
     response = get(app, target)
     assert response.status == 404
     assert response.body == b"404 Not Found\n"
     assert fields_of(response)["Content-Length"] == "14"
 
 
-def test_directory_without_index_is_404(app: StaticFiles) -> None:
+def test_directory_without_index_is_404(app: StaticHandler) -> None:
     assert get(app, b"/noindex/").status == 404
     assert get(app, b"/space%20dir/").status == 404
 
 
-def test_index_that_is_a_directory_is_404(app: StaticFiles) -> None:
+def test_index_that_is_a_directory_is_404(app: StaticHandler) -> None:
     assert get(app, b"/indexdir/").status == 404
 
 
-def test_file_with_trailing_slash_is_404(app: StaticFiles) -> None:
+def test_file_with_trailing_slash_is_404(app: StaticHandler) -> None:
     assert get(app, b"/hello.txt/").status == 404
     assert get(app, b"/hello.txt/.").status == 404
 
@@ -279,7 +279,7 @@ def test_file_with_trailing_slash_is_404(app: StaticFiles) -> None:
         b"/link-dot-dir/",
     ],
 )
-def test_symlinks_escaping_root_or_to_dotfiles_are_404(app: StaticFiles, target: bytes) -> None:
+def test_symlinks_escaping_root_or_to_dotfiles_are_404(app: StaticHandler, target: bytes) -> None:
     assert get(app, target).status == 404
 
 
@@ -292,13 +292,13 @@ def test_symlinks_escaping_root_or_to_dotfiles_are_404(app: StaticFiles, target:
         (b"/link-dir/", b"<p>sub</p>\n"),
     ],
 )
-def test_symlinks_inside_root_are_served(app: StaticFiles, target: bytes, content: bytes) -> None:
+def test_symlinks_inside_root_are_served(app: StaticHandler, target: bytes, content: bytes) -> None:
     response = get(app, target)
     assert response.status == 200
     assert read_body(response) == content
 
 
-def test_fifo_is_404_without_blocking(app: StaticFiles, root: Path) -> None:
+def test_fifo_is_404_without_blocking(app: StaticHandler, root: Path) -> None:
     fifo = root / "pipe"
     os.mkfifo(fifo)
     result: list[int] = []
@@ -314,7 +314,7 @@ def test_fifo_is_404_without_blocking(app: StaticFiles, root: Path) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
-def test_unreadable_file_is_403(app: StaticFiles, root: Path) -> None:
+def test_unreadable_file_is_403(app: StaticHandler, root: Path) -> None:
     path = root / "locked.txt"
     path.write_bytes(b"locked\n")
     path.chmod(0)
@@ -327,7 +327,7 @@ def test_unreadable_file_is_403(app: StaticFiles, root: Path) -> None:
 
 
 def test_permission_error_on_open_is_403(
-    app: StaticFiles, root: Path, monkeypatch: pytest.MonkeyPatch
+    app: StaticHandler, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same as above, made to happen even for root by failing open(2) with EACCES."""
     real_open = os.open
@@ -367,7 +367,7 @@ def test_permission_error_on_open_is_403(
 )
 @pytest.mark.parametrize("method", [b"GET", b"HEAD"])
 def test_directory_without_slash_redirects(
-    app: StaticFiles, target: bytes, location: str, method: bytes
+    app: StaticHandler, target: bytes, location: str, method: bytes
 ) -> None:
     response = get(app, target, method)
     assert response.status == 308
@@ -379,12 +379,12 @@ def test_directory_without_slash_redirects(
     assert fields["Content-Length"] == str(len(b"308 Permanent Redirect\n"))
 
 
-def test_redirect_with_non_ascii_query_does_not_crash(app: StaticFiles) -> None:
+def test_redirect_with_non_ascii_query_does_not_crash(app: StaticHandler) -> None:
     response = get(app, b"/sub?q=\xff")
     assert response.status in (308, 400)
 
 
-def test_redirect_query_cannot_inject_fields(app: StaticFiles) -> None:
+def test_redirect_query_cannot_inject_fields(app: StaticHandler) -> None:
     response = get(app, b"/sub?a\r\nSet-Cookie: pwned=1")
     assert b"\r\nSet-Cookie:" not in response.fields
 
@@ -392,17 +392,17 @@ def test_redirect_query_cannot_inject_fields(app: StaticFiles) -> None:
 # --- validators ------------------------------------------------------------------------------
 
 
-def _etag(app: StaticFiles, target: bytes = b"/hello.txt") -> str | None:
+def _etag(app: StaticHandler, target: bytes = b"/hello.txt") -> str | None:
     response = get(app, target, b"HEAD")
     assert response.status == 200
     return fields_of(response).get("ETag")
 
 
-def test_etag_is_stable(app: StaticFiles) -> None:
+def test_etag_is_stable(app: StaticHandler) -> None:
     assert _etag(app) == _etag(app) == f'"{MTIME_NS:x}-{len(HELLO):x}"'
 
 
-def test_etag_changes_with_mtime(app: StaticFiles, root: Path) -> None:
+def test_etag_changes_with_mtime(app: StaticHandler, root: Path) -> None:
     before = _etag(app)
     os.utime(root / "hello.txt", ns=(MTIME_NS, MTIME_NS + 1))
     after = _etag(app)
@@ -411,7 +411,7 @@ def test_etag_changes_with_mtime(app: StaticFiles, root: Path) -> None:
     assert after == f'"{MTIME_NS + 1:x}-{len(HELLO):x}"'
 
 
-def test_etag_changes_with_content(app: StaticFiles, root: Path) -> None:
+def test_etag_changes_with_content(app: StaticHandler, root: Path) -> None:
     replacement = b"a longer replacement body\n"
     before = _etag(app)
     (root / "hello.txt").write_bytes(replacement)
@@ -423,7 +423,7 @@ def test_etag_changes_with_content(app: StaticFiles, root: Path) -> None:
     assert read_body(response) == replacement
 
 
-def test_no_validators_when_mtime_is_zero(app: StaticFiles, root: Path) -> None:
+def test_no_validators_when_mtime_is_zero(app: StaticHandler, root: Path) -> None:
     os.utime(root / "hello.txt", (0, 0))
     response = get(app, b"/hello.txt")
     fields = fields_of(response)
@@ -522,7 +522,7 @@ def test_directory_without_index_is_a_directory(root: Path) -> None:
     assert FileResolver(str(root)).lookup("noindex", True) == Directory(str(root / "noindex"))
 
 
-def test_options_is_204_with_allow(app: StaticFiles) -> None:
+def test_options_is_204_with_allow(app: StaticHandler) -> None:
     for target in (b"/hello.txt", b"/missing", b"*"):
         response = get(app, target, b"OPTIONS")
         assert response.status == 204

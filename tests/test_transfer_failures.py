@@ -150,18 +150,18 @@ def test_file_truncated_before_the_transfer_starts_is_not_padded(
     tmp_path: Path, loop: str, body_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The head promises the fstat size; the file shrinks before the body goes out."""
-    from zerohttp import static
+    from zerohttp.static import handler as static
 
     path = tmp_path / "f.bin"
     content = write_file(path, 3 * MIB)
-    original = static.StaticFiles._file_response
+    original = static.StaticHandler._file_response
 
     def shrink_then_respond(self: Any, *args: Any, **kwargs: Any) -> Any:
         response = original(self, *args, **kwargs)
         os.truncate(path, 1000)
         return response
 
-    monkeypatch.setattr(static.StaticFiles, "_file_response", shrink_then_respond)
+    monkeypatch.setattr(static.StaticHandler, "_file_response", shrink_then_respond)
     with start_server(tmp_path, loop, body_path) as running:
         sock = connect(running)
         try:

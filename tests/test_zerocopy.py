@@ -25,10 +25,9 @@ import pytest
 import uvloop
 from conftest import LOOPS, SIZES, RunningServer, make_site, start_server
 
-from zerohttp import zerocopy
-from zerohttp.fallback import copy_segments
-from zerohttp.ranges import ByteRange, multipart_segments
-from zerohttp.zerocopy import (
+from zerohttp.body import zerocopy
+from zerohttp.body.fallback import copy_segments
+from zerohttp.body.zerocopy import (
     MSG_MORE,
     SENDFILE_MAX_CHUNK,
     UNSUPPORTED_ERRNOS,
@@ -38,6 +37,7 @@ from zerohttp.zerocopy import (
     SendfileUnsupported,
     complete_transfer,
 )
+from zerohttp.static.ranges import ByteRange, multipart_segments
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 from . import __version__
 from .config import Config
 from .errors import ConfigError
-from .server import run
+from .runner import run
 
 
 class _OneLineParser(argparse.ArgumentParser):

@@ -10,12 +10,11 @@ import signal
 from collections.abc import Callable
 
 from . import __version__
+from .body.zerocopy import cork_style, sendfile_function
 from .config import Config
 from .errors import ConfigError
-from .loops import loop_factory
-from .protocol import Handler, HTTPConnection, ServerState
-from .static import StaticFiles
-from .zerocopy import cork_style, sendfile_function
+from .http.connection import Handler, HTTPConnection, ServerState
+from .static.handler import StaticHandler
 
 logger = logging.getLogger("zerohttp")
 
@@ -44,7 +43,7 @@ class Server:
 
     def __init__(self, config: Config, handler: Handler | None = None) -> None:
         self.config = config.replace(root=check_root(config.root))
-        self.handler = handler or StaticFiles(self.config)
+        self.handler = handler or StaticHandler(self.config)
         zero_copy = self.config.sendfile and sendfile_function() is not None
         self.state = ServerState(self.config, self.handler, zero_copy=zero_copy)
         self._server: asyncio.Server | None = None
@@ -131,38 +130,3 @@ def banner_line(config: Config, loop_name: str, host: str, port: int) -> str:
         f"zerohttp {__version__} serving {config.root} on http://{shown}:{port}/ "
         f"(loop: {loop_name}, body: {body_path_description(config)}{workers})"
     )
-
-
-def run(config: Config, *, on_started: Callable[[Server], None] | None = None) -> None:
-    """Choose the loop, serve until interrupted; with ``workers > 1``, fork them first."""
-    loop_name, factory = loop_factory(config.loop)
-    config = config.replace(root=check_root(config.root))
-    if config.workers > 1:
-        from .workers import run_workers
-
-        run_workers(config, lambda cfg, ready: run_one(cfg, factory, ready), loop_name)
-        return
-
-    def banner(server: Server) -> None:
-        host, port = server.addresses[0]
-        logger.info("%s", banner_line(server.config, loop_name, host, port))
-        if on_started is not None:
-            on_started(server)
-
-    run_one(config, factory, banner)
-
-
-def run_one(
-    config: Config,
-    factory: Callable[[], asyncio.AbstractEventLoop],
-    on_started: Callable[[Server], None] | None,
-) -> None:
-    """One process, one event loop, one server."""
-    loop = factory()
-    try:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(serve(config, on_started=on_started))
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-        asyncio.set_event_loop(None)

@@ -24,9 +24,16 @@ from typing import Any, Protocol, cast
 
 import h11
 
-from .config import Config
-from .dates import DateHeader
-from .fallback import copy_segments
+from ..body.fallback import copy_segments
+from ..body.zerocopy import (
+    FileShrank,
+    FileTransfer,
+    Segment,
+    SendfileUnsupported,
+    complete_transfer,
+)
+from ..static.dates import DateHeader
+from ..static.response import FileBody, RequestHead, Response, error_response
 from .http11 import (
     CONTINUE_100,
     declared_body,
@@ -35,15 +42,7 @@ from .http11 import (
     render_head,
     request_error,
 )
-from .response import FileBody, RequestHead, Response, error_response
 from .simple_head import read_simple_head
-from .zerocopy import (
-    FileShrank,
-    FileTransfer,
-    Segment,
-    SendfileUnsupported,
-    complete_transfer,
-)
 
 logger = logging.getLogger("zerohttp")
 
@@ -64,6 +63,21 @@ def header_pairs(event: h11.Request) -> tuple[tuple[bytes, bytes], ...]:
     return tuple([(name, value) for _, name, value in full])
 
 
+class ConnectionSettings(Protocol):
+    """The settings this layer reads (``zerohttp.Config`` has them all)."""
+
+    @property
+    def max_header_bytes(self) -> int: ...
+    @property
+    def keepalive_timeout(self) -> float: ...
+    @property
+    def header_timeout(self) -> float: ...
+    @property
+    def send_timeout(self) -> float: ...
+    @property
+    def max_discard_bytes(self) -> int: ...
+
+
 class Handler(Protocol):
     def handle(self, request: RequestHead) -> Response: ...
 
@@ -71,7 +85,7 @@ class Handler(Protocol):
 class ServerState:
     """What every connection of one server shares."""
 
-    def __init__(self, config: Config, handler: Handler, *, zero_copy: bool) -> None:
+    def __init__(self, config: ConnectionSettings, handler: Handler, *, zero_copy: bool) -> None:
         self.config = config
         self.handler = handler
         self.zero_copy = zero_copy

@@ -1,10 +1,11 @@
 """The static-file request handler: a short ladder of pure decisions around the lookups.
 
-``StaticFiles.handle`` reads top to bottom: method, path decoding, hidden names, the
+``StaticHandler.handle`` reads top to bottom: method, path decoding, hidden names, the
 file-system lookup (the only I/O, in ``files.py``), then the response for what was found:
 redirect, listing, 404 page, SPA fallback, or a file — whose representation (precompressed
 sibling or not) is chosen here and whose status and fields ``representation.py`` decides.
-Any front end (the TCP server, an ASGI app) reuses the same ``handle``.
+Every front end (the TCP server, ``--mount``, the ASGI ``zerohttp.StaticFiles`` app) reuses
+the same ``handle``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import time
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from ..errors import HTTPError
 from .autoindex import render_listing
-from .config import Config
-from .errors import HTTPError
 from .filecache import CacheEntry, CacheKey, FileCache, SharedFile, identity_of
 from .files import Directory, FileResolver, NeedsSlash, NotFound, OpenFile
 from .media_types import MediaTypes
 from .negotiation import SIBLING_SUFFIXES, choose_encoding, parse_accept_encoding
+from .options import StaticOptions
 from .paths import RequestPath, parse_target
 from .representation import IMMUTABLE, Representation, plan_response, whole_file
 from .response import FileBody, RequestHead, Response, error_response, render_fields
@@ -83,10 +84,10 @@ def scan_headers(headers: Sequence[tuple[bytes, bytes]]) -> HeaderScan:
     return HeaderScan(accept, plain)
 
 
-class StaticFiles:
-    """Serves the files below ``config.root``."""
+class StaticHandler:
+    """Decides the response for a request to the files below ``config.root``."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: StaticOptions) -> None:
         self.config = config
         self.cache = FileCache(config.open_file_cache) if config.open_file_cache else None
         self.resolver = FileResolver(config.root, config.index)

@@ -11,12 +11,16 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .ranges import ByteRange
 
-if TYPE_CHECKING:
-    from .filecache import SharedFile
+
+class Releasable(Protocol):
+    """A shared descriptor's owner (the open-file cache's ``SharedFile``)."""
+
+    def release(self) -> None: ...
+
 
 SERVER_NAME = b"zerohttp"
 
@@ -50,7 +54,7 @@ class FileBody:
     fd: int
     path: str
     segments: tuple[bytes | ByteRange, ...]
-    owner: SharedFile | None = None  # a cached descriptor: release it instead of closing
+    owner: Releasable | None = None  # a cached descriptor: release it instead of closing
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import aiofiles.os
 
-from .ranges import ByteRange
+from ..static.ranges import ByteRange
 from .zerocopy import FileShrank
 
 CHUNK_SIZE = 256 * 1024

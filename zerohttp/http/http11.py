@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .response import SERVER_NAME, status_line
+from ..static.response import SERVER_NAME, status_line
 
 SUPPORTED_VERSIONS = (b"1.1", b"1.0")
 CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"

@@ -1,0 +1,1 @@
+"""ASGI: the host that runs an application (``--app``) and the ``StaticFiles`` app."""

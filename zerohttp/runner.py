@@ -1,0 +1,51 @@
+"""Process start-up: choose the loop, then serve in this process or in forked workers.
+
+Kept apart from ``server.py`` so that ``workers`` (which runs a ``Server`` per process) and
+the single-process path both sit below this module instead of importing each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from .config import Config
+from .loops import loop_factory
+from .server import Server, banner_line, check_root, serve
+from .workers import run_workers
+
+logger = logging.getLogger("zerohttp")
+
+
+def run(config: Config, *, on_started: Callable[[Server], None] | None = None) -> None:
+    """Choose the loop, serve until interrupted; with ``workers > 1``, fork them first."""
+    loop_name, factory = loop_factory(config.loop)
+    config = config.replace(root=check_root(config.root))
+    if config.workers > 1:
+        run_workers(config, lambda cfg, ready: run_one(cfg, factory, ready), loop_name)
+        return
+
+    def banner(server: Server) -> None:
+        host, port = server.addresses[0]
+        logger.info("%s", banner_line(server.config, loop_name, host, port))
+        if on_started is not None:
+            on_started(server)
+
+    run_one(config, factory, banner)
+
+
+def run_one(
+    config: Config,
+    factory: Callable[[], asyncio.AbstractEventLoop],
+    on_started: Callable[[Server], None] | None,
+) -> None:
+    """One process, one event loop, one server."""
+    loop = factory()
+    try:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(serve(config, on_started=on_started))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+        asyncio.set_event_loop(None)
