@@ -44,11 +44,16 @@ class Lifespan:
         if kind == "lifespan.startup.complete":
             self.supported = True
             return
-        if kind == "lifespan.startup.failed":
-            raise ConfigError(f"application startup failed: {answer.get('message', '')}")
-        if self.mode == "on":
+        if kind == "lifespan.startup.failed" or self.mode == "on":
+            await self._stop()
             raise ConfigError(f"application startup failed: {answer.get('message', '')}")
         logger.info("ASGI 'lifespan' protocol appears unsupported.")
+
+    async def _stop(self) -> None:
+        """End the lifespan task (it may still wait on ``receive``) before the loop closes."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.wait([self._task])
 
     async def shutdown(self) -> None:
         if not self.supported or self._task is None:
@@ -59,6 +64,7 @@ class Lifespan:
         if answer.get("type") == "lifespan.shutdown.failed":
             logger.error("application shutdown failed: %s", answer.get("message", ""))
         await asyncio.wait([self._task], timeout=1.0)
+        await self._stop()
 
     async def _main(self) -> None:
         scope = {
@@ -68,12 +74,12 @@ class Lifespan:
         }
         try:
             await self.app(scope, self._receive, self._send)
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            raise  # ended by _stop(): nothing to report
+        except Exception as exc:
             if self.mode == "on" or self.supported:
                 logger.exception("exception in the ASGI lifespan task")
             self._reply({"type": "lifespan.error", "message": f"{type(exc).__name__}: {exc}"})
-            if not isinstance(exc, Exception):
-                raise
         finally:
             self._reply({"type": "lifespan.ended", "message": "the lifespan task returned"})
 
