@@ -142,9 +142,11 @@ def test_old_protocols_are_refused(tls_server: RunningServer, pki: dict[str, str
     context.minimum_version = ssl.TLSVersion.TLSv1
     context.maximum_version = ssl.TLSVersion.TLSv1_1
     context.set_ciphers("ALL:@SECLEVEL=0")
-    with pytest.raises((ssl.SSLError, ConnectionError)):
-        with socket.create_connection(("127.0.0.1", tls_server.port), timeout=10) as raw:
-            context.wrap_socket(raw, server_hostname="127.0.0.1")
+    with (
+        pytest.raises((ssl.SSLError, ConnectionError)),
+        socket.create_connection(("127.0.0.1", tls_server.port), timeout=10) as raw,
+    ):
+        context.wrap_socket(raw, server_hostname="127.0.0.1")
 
 
 def test_client_certificates_when_required(site: Path, pki: dict[str, str]) -> None:
