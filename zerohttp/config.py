@@ -58,6 +58,10 @@ class Config(StaticOptions):
         choices=ACCESS_LOG_FORMATS,
     )
     access_log_file: str = _opt("", "write the access log to this file (default: stdout)")
+    metrics_port: int = _opt(
+        -1, "serve Prometheus metrics at /metrics on this port (-1: off; 0 picks a free one)"
+    )
+    metrics_host: str = _opt("127.0.0.1", "address of the metrics listener")
     app: Any = _opt(
         "",
         "host an ASGI application, MODULE:ATTRIBUTE imported from the current directory "
@@ -112,6 +116,8 @@ class Config(StaticOptions):
             raise ConfigError(
                 f"--access-log {self.access_log}: must be one of {', '.join(ACCESS_LOG_FORMATS)}"
             )
+        if not -1 <= self.metrics_port <= 65535:
+            raise ConfigError(f"--metrics-port {self.metrics_port}: must be -1 (off) to 65535")
         if self.lifespan not in LIFESPAN_MODES:
             raise ConfigError(f"--lifespan {self.lifespan}: must be one of auto, on, off")
         if self.root_path and not self.root_path.startswith("/"):

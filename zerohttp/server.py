@@ -20,6 +20,9 @@ from .config import Config
 from .errors import ConfigError
 from .http.accesslog import AccessLog
 from .http.connection import Handler, HTTPConnection, ServerState
+from .http.stats import Stats
+from .metrics import SNAPSHOT_SECONDS, MetricsHandler, ProcessStats
+from .static.filecache import FileCache
 from .static.handler import StaticHandler
 from .tls import ktls_unavailable_reason, server_context
 
@@ -50,7 +53,9 @@ def check_root(root: str) -> str:
 class Server:
     """A listening zerohttp server on the running event loop."""
 
-    def __init__(self, config: Config, handler: Handler | None = None) -> None:
+    def __init__(
+        self, config: Config, handler: Handler | None = None, *, snapshot_dir: str | None = None
+    ) -> None:
         self.config = config.replace(root=check_root(config.root))
         self.lifespan: Lifespan | None = None
         tls = self.config.tls
@@ -63,9 +68,22 @@ class Server:
             if form != "off"
             else None
         )
+        stats = Stats() if self.config.metrics_port >= 0 else None
         self.state = ServerState(
-            self.config, self.handler, zero_copy=zero_copy, access_log=self.access_log
+            self.config,
+            self.handler,
+            zero_copy=zero_copy,
+            access_log=self.access_log,
+            stats=stats,
         )
+        self.metrics: ProcessStats | None = None
+        self._metrics_server: asyncio.Server | None = None
+        self._snapshots: asyncio.TimerHandle | None = None
+        if stats is not None:
+            state = self.state
+            self.metrics = ProcessStats(
+                stats, lambda: len(state.connections), self._caches(), snapshot_dir
+            )
         self._server: asyncio.Server | None = None
 
     def _default_handler(self) -> Handler:
@@ -83,8 +101,49 @@ class Server:
         scheme = "https" if self.ssl_context is not None else "http"
         return ASGIHost(app, root_path=config.root_path, mounts=mounts, state=state, scheme=scheme)
 
+    def _caches(self) -> list[FileCache]:
+        handler = self.handler
+        handlers = [m.handler for m in handler.mounts] if isinstance(handler, ASGIHost) else []
+        if isinstance(handler, StaticHandler):
+            handlers.append(handler)
+        return [h.cache for h in handlers if h.cache is not None]
+
+    async def _start_metrics(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The metrics listener: our own connection layer with a one-page handler."""
+        assert self.metrics is not None
+        state = ServerState(self.config, MetricsHandler(self.metrics), zero_copy=False)
+        host, port = self.config.metrics_host, self.config.metrics_port
+        try:
+            self._metrics_server = await loop.create_server(
+                lambda: HTTPConnection(state),
+                host,
+                port,
+                reuse_address=True,
+                reuse_port=self.config.workers > 1 or None,
+            )
+        except OSError as exc:
+            raise ConfigError(f"--metrics-port {port}: cannot listen on {host}: {exc}") from None
+        if self.metrics.snapshot_dir is not None:
+            self._write_snapshot(loop)
+
+    def _write_snapshot(self, loop: asyncio.AbstractEventLoop) -> None:
+        assert self.metrics is not None
+        try:
+            self.metrics.write_snapshot()
+        except OSError as exc:
+            logger.warning("metrics: cannot write the worker snapshot: %s", exc)
+        self._snapshots = loop.call_later(SNAPSHOT_SECONDS, self._write_snapshot, loop)
+
+    @property
+    def metrics_port(self) -> int | None:
+        if self._metrics_server is None:
+            return None
+        return int(self._metrics_server.sockets[0].getsockname()[1])
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.metrics is not None:
+            await self._start_metrics(loop)
         if self.access_log is not None:
             try:
                 self.access_log.open()
@@ -146,6 +205,12 @@ class Server:
             await self.lifespan.shutdown()
         if self.access_log is not None:
             await self.access_log.close()
+        if self._snapshots is not None:
+            self._snapshots.cancel()
+            assert self.metrics is not None
+            self.metrics.write_snapshot()  # the last counts of this worker
+        if self._metrics_server is not None:
+            self._metrics_server.close()
 
 
 def _bind_error(config: Config, exc: OSError) -> str:
@@ -157,9 +222,14 @@ def _bind_error(config: Config, exc: OSError) -> str:
     return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
-async def serve(config: Config, *, on_started: Callable[[Server], None] | None = None) -> None:
+async def serve(
+    config: Config,
+    *,
+    on_started: Callable[[Server], None] | None = None,
+    snapshot_dir: str | None = None,
+) -> None:
     """Run a server until cancelled or until SIGINT/SIGTERM, then shut down gracefully."""
-    server = Server(config)
+    server = Server(config, snapshot_dir=snapshot_dir)
     await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -176,9 +246,17 @@ async def serve(config: Config, *, on_started: Callable[[Server], None] | None =
         await server.shutdown()
 
 
-def banner_line(config: Config, loop_name: str, host: str, port: int) -> str:
+def banner_line(
+    config: Config, loop_name: str, host: str, port: int, metrics_port: int | None = None
+) -> str:
     shown = f"[{host}]" if ":" in host else host
     workers = f", workers: {config.workers}" if config.workers > 1 else ""
+    if metrics_port is None and config.metrics_port > 0:
+        metrics_port = config.metrics_port
+    if metrics_port is not None:
+        metrics_host = config.metrics_host
+        metrics_host = f"[{metrics_host}]" if ":" in metrics_host else metrics_host
+        workers += f", metrics: http://{metrics_host}:{metrics_port}/metrics"
     what = config.root
     scheme = "https" if config.tls is not None else "http"
     if config.app:

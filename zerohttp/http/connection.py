@@ -50,6 +50,7 @@ from .http11 import (
     request_error,
 )
 from .simple_head import read_simple_head
+from .stats import Stats
 
 logger = logging.getLogger("zerohttp")
 
@@ -101,6 +102,7 @@ class ServerState:
         *,
         zero_copy: bool,
         access_log: AccessLog | None = None,
+        stats: Stats | None = None,
     ) -> None:
         self.config = config
         self.handler = handler
@@ -110,7 +112,8 @@ class ServerState:
         self.responders: set[asyncio.Task[None]] = set()  # may outlive their connection
         self.access_log = access_log
         self.debug_responses = logger.isEnabledFor(logging.DEBUG)
-        self.log_responses = self.debug_responses or access_log is not None
+        self.stats = stats
+        self.log_responses = self.debug_responses or access_log is not None or stats is not None
         timeouts = (config.keepalive_timeout, config.header_timeout, LINGER_SECONDS)
         self.sweep_interval = min(1.0, min(timeouts) / 4)
         self._sweeper: asyncio.TimerHandle | None = None
@@ -143,7 +146,7 @@ class HTTPConnection(asyncio.Protocol):
         self.closing = False
         self.tls = False
         self.remote_addr: str | None = None  # for the access log, looked up once
-        self.request_started = 0.0  # loop time, kept only while responses are logged
+        self.request_started = 0.0  # perf_counter(), kept only while responses are logged
         self.read_paused = False
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
@@ -308,7 +311,7 @@ class HTTPConnection(asyncio.Protocol):
 
     def _on_request(self, request: RequestHead) -> None:
         if self.state.log_responses:
-            self.request_started = self.loop.time()
+            self.request_started = time.perf_counter()
         headers = request.headers
         status = request_error(
             request.http_version,
@@ -773,9 +776,14 @@ class HTTPConnection(asyncio.Protocol):
             sock.detach()
 
     def _log(self, request: RequestHead | None, status: int, path: str, body_bytes: int) -> None:
-        """The access log line and the debug line of a response (callers check
+        """The metrics, access log line and debug line of a response (callers check
         ``state.log_responses`` first: the hot path pays one attribute test)."""
         state = self.state
+        if state.stats is not None:
+            duration = time.perf_counter() - self.request_started
+            state.stats.count(
+                request.method if request else b"", status, path, body_bytes, duration
+            )
         if state.access_log is not None:
             state.access_log.add(self._access_record(request, status, path, body_bytes))
         if state.debug_responses:
@@ -799,7 +807,7 @@ class HTTPConnection(asyncio.Protocol):
                     referer = value
                 elif name == b"user-agent":
                     agent = value
-        duration = self.loop.time() - self.request_started
+        duration = time.perf_counter() - self.request_started
         return AccessRecord(
             self.remote_addr,
             time.time(),
