@@ -16,6 +16,8 @@ import asyncio
 import gzip
 import os
 import socket
+import struct
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +55,7 @@ MODES: dict[str, dict[str, dict[str, Any]] | None] = {
     "none": None,
 }
 BIG = 3 * 1024 * 1024 + 17  # several fallback chunks, not a multiple of one
+HUGE = 256 * 1024 * 1024
 
 
 def build_site(root: Path) -> Path:
@@ -63,6 +66,10 @@ def build_site(root: Path) -> Path:
     (root / "404.html").write_text("<!doctype html><title>not here</title>\n")
     (root / "big.bin").write_bytes(os.urandom(BIG))
     (root / "with space.txt").write_text("spaced out\n")
+    with open(root / "huge.bin", "wb") as huge:  # sparse: more than socket buffers hold
+        huge.truncate(HUGE)
+    for path in root.rglob("*"):  # in the past, so the open-file cache takes every file
+        os.utime(path, (1_600_000_000, 1_600_000_000))
     return root
 
 
@@ -583,6 +590,19 @@ def test_pre_2_4_host_disconnect_stops_the_stream(site: Path) -> None:
     assert open_fds() == before
 
 
+def test_pre_2_4_host_receive_failing_is_an_error(site: Path) -> None:
+    app = StaticFiles(site, open_file_cache=0)
+    before = open_fds()
+
+    class BrokenHost(FakeHost):
+        async def receive(self) -> Message:
+            raise RuntimeError("receive broke")
+
+    with pytest.raises(RuntimeError, match="receive broke"):
+        call(app, "/big.bin", BrokenHost(), spec_version="2.3")
+    assert open_fds() == before
+
+
 def test_post_2_4_host_is_not_watched(site: Path) -> None:
     """From 2.4 a send after a disconnect raises, so receive is left alone."""
     app = StaticFiles(site)
@@ -742,6 +762,7 @@ def test_websocket_is_closed_and_unknown_scopes_raise(app: StaticFiles) -> None:
         asyncio.run(app({"type": "telepathy"}, host.receive, host.send))
 
 
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 def test_fastapi_mount_in_process(site: Path) -> None:
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
@@ -827,13 +848,14 @@ CASES: list[tuple[str, str, str, dict[str, str]]] = [
 class Target:
     base_url: str
     prefix: str  # where the files are mounted
+    pid: int
 
 
 @pytest.fixture(scope="module")
 def reference(site: Path) -> Iterator[Target]:
     """The plain CLI server over the same directory: the answers to match."""
     with server_process(["-m", "zerohttp", str(site), "--port", "0"]) as server:
-        yield Target(server.base_url, "")
+        yield Target(server.base_url, "", server.proc.pid)
 
 
 @pytest.fixture(scope="module")
@@ -856,13 +878,13 @@ def candidate(request: pytest.FixtureRequest, site: Path) -> Iterator[Target]:
         args = ["-m", "uvicorn", APP, "--app-dir", str(tests), "--host", "127.0.0.1"]
         args += ["--port", str(port), "--log-level", "warning"]
         with server_process(args, port=port, env=env) as server:
-            yield Target(server.base_url, "/static")
+            yield Target(server.base_url, "/static", server.proc.pid)
         return
     args = ["-m", "zerohttp", "--app", APP, "--port", "0"]
     if request.param == "zerohttp-app-mount":
         args += ["--mount", f"/static={site}"]
     with server_process(args, cwd=tests, env=env) as server:
-        yield Target(server.base_url, "/static")
+        yield Target(server.base_url, "/static", server.proc.pid)
 
 
 def comparable(reply: Reply, prefix: str) -> dict[str, Any]:
@@ -896,6 +918,29 @@ def test_same_answer_as_the_cli_server(
     expected = fetch(reference.base_url, method, path, sent)
     got = fetch(candidate.base_url, method, candidate.prefix + path, sent)
     assert comparable(got, candidate.prefix) == comparable(expected, "")
+
+
+def test_client_leaving_mid_body_releases_the_file(candidate: Target) -> None:
+    """The server process is back to its descriptors once a client leaves a huge download."""
+    target = candidate.prefix + "/huge.bin"
+    # now in the open-file cache (keyed on Accept-Encoding too: http.client sends identity)
+    assert fetch(candidate.base_url, "HEAD", target).status == 200
+
+    def server_fds() -> int:
+        return len(os.listdir(f"/proc/{candidate.pid}/fd"))
+
+    baseline = server_fds()
+    host, port = candidate.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as client:
+        client.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n".encode()
+        )
+        assert client.recv(65536).startswith(b"HTTP/1.1 200")
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    deadline = time.monotonic() + 15
+    while server_fds() != baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server_fds() == baseline
 
 
 def test_json_route_next_to_the_mount(candidate: Target) -> None:

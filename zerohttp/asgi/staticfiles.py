@@ -258,6 +258,7 @@ async def stream_segments(
             task.cancel()
         await asyncio.gather(copying, watching, return_exceptions=True)
     if copying.cancelled():
+        watching.result()  # a receive that failed is the host's error, not a disconnect
         raise ClientGone
     copying.result()
 
