@@ -865,12 +865,14 @@ def validators(reference: Target) -> dict[str, str]:
 
 
 APP = "apps.static_mount:app"
-VARIANTS = ["uvicorn", "zerohttp-app", "zerohttp-app-mount"]
+VARIANTS = ["uvicorn", "zerohttp-app", "zerohttp-app-pathsend", "zerohttp-app-mount"]
 
 
 @pytest.fixture(scope="module", params=VARIANTS)
 def candidate(request: pytest.FixtureRequest, site: Path) -> Iterator[Target]:
-    """The Starlette app with StaticFiles at /static, under one of the hosts."""
+    """The Starlette app with StaticFiles at /static, under one of the hosts: uvicorn (no
+    extensions: bodies stream), zerohttp's (zerocopysend; pathsend when zerocopysend is
+    hidden), and zerohttp's with its own ``--mount`` in front of the app."""
     env = {"ZEROHTTP_TEST_STATIC": str(site)}
     tests = REPO / "tests"
     if request.param == "uvicorn":
@@ -880,7 +882,8 @@ def candidate(request: pytest.FixtureRequest, site: Path) -> Iterator[Target]:
         with server_process(args, port=port, env=env) as server:
             yield Target(server.base_url, "/static", server.proc.pid)
         return
-    args = ["-m", "zerohttp", "--app", APP, "--port", "0"]
+    app = APP.replace(":app", ":pathsend_app") if request.param.endswith("pathsend") else APP
+    args = ["-m", "zerohttp", "--app", app, "--port", "0"]
     if request.param == "zerohttp-app-mount":
         args += ["--mount", f"/static={site}"]
     with server_process(args, cwd=tests, env=env) as server:

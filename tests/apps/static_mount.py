@@ -3,12 +3,15 @@
 The differential tests run it under uvicorn and under ``zerohttp --app`` and compare its
 answers with the plain CLI server's; the directory comes from ``ZEROHTTP_TEST_STATIC``
 (default: examples/site) because the app is imported by a fresh server process.
+``pathsend_app`` is the same app on a host that offers pathsend but not zerocopysend, so
+that body path runs end to end too (zerohttp's host offers both and zerocopysend wins).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,3 +34,12 @@ app = Starlette(
         Mount("/static", StaticFiles(directory=DIRECTORY), name="static"),
     ]
 )
+
+
+async def pathsend_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """``app`` with ``http.response.zerocopysend`` hidden from the scope's extensions."""
+    if scope["type"] == "http":
+        extensions = dict(scope.get("extensions") or {})
+        extensions.pop("http.response.zerocopysend", None)
+        scope = {**scope, "extensions": extensions}
+    await app(scope, receive, send)
