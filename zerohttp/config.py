@@ -20,6 +20,7 @@ from .static.options import option as _opt
 LoopName = Literal["auto", "uvloop", "asyncio"]
 LOOP_NAMES: tuple[LoopName, ...] = ("auto", "uvloop", "asyncio")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+LIFESPAN_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,21 @@ class Config(StaticOptions):
     workers: int = _opt(
         1, "worker processes, each with its own loop, sharing the port through SO_REUSEPORT"
     )
+    app: Any = _opt(
+        "",
+        "host an ASGI application, MODULE:ATTRIBUTE imported from the current directory "
+        "(or, from Python, the application object)",
+    )
+    factory: bool = _opt(False, "--app names a factory: call it to get the application")
+    root_path: str = _opt("", "ASGI root_path: the prefix the application is mounted under")
+    lifespan: str = _opt(
+        "auto", "ASGI lifespan: auto (if the app supports it), on, off", choices=LIFESPAN_MODES
+    )
+    mount: tuple[str, ...] = _opt(
+        (),
+        "with --app: serve DIR natively under /PREFIX, as /PREFIX=DIR (repeatable)",
+        list="repeat",
+    )
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot work, with the CLI flag's name in the message."""
@@ -74,7 +90,26 @@ class Config(StaticOptions):
             raise ConfigError(f"--workers {self.workers}: must be at least 1")
         if self.workers > 1 and (not hasattr(socket, "SO_REUSEPORT") or not hasattr(os, "fork")):
             raise ConfigError("--workers needs SO_REUSEPORT and fork() (Linux, BSD, macOS)")
+        if self.lifespan not in LIFESPAN_MODES:
+            raise ConfigError(f"--lifespan {self.lifespan}: must be one of auto, on, off")
+        if self.root_path and not self.root_path.startswith("/"):
+            raise ConfigError(f"--root-path {self.root_path!r}: must start with /")
+        if self.mount and not self.app:
+            raise ConfigError("--mount needs --app (without an app, ROOT is served at /)")
+        self.mounts  # noqa: B018 - raises ConfigError for a malformed entry
         StaticOptions.__post_init__(self)  # slots dataclasses lose zero-argument super()
+
+    @property
+    def mounts(self) -> list[tuple[str, str]]:
+        """``--mount`` entries as (URL prefix without trailing slash, directory)."""
+        found = []
+        for entry in self.mount:
+            prefix, sep, directory = entry.partition("=")
+            prefix = prefix.rstrip("/")
+            if not sep or not prefix.startswith("/") or not directory:
+                raise ConfigError(f"--mount {entry!r}: expected /PREFIX=DIR, e.g. /static=public")
+            found.append((prefix, directory))
+        return found
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

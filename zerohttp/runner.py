@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from .asgi.loader import load_app
 from .config import Config
 from .loops import loop_factory
 from .server import Server, banner_line, check_root, serve
@@ -22,6 +23,10 @@ def run(config: Config, *, on_started: Callable[[Server], None] | None = None) -
     """Choose the loop, serve until interrupted; with ``workers > 1``, fork them first."""
     loop_name, factory = loop_factory(config.loop)
     config = config.replace(root=check_root(config.root))
+    if config.app:
+        # imported before any fork (workers share it, like gunicorn's preload), so a bad
+        # --app is one error line, not one per worker; Server gets the same object back
+        load_app(config.app, factory=config.factory)
     if config.workers > 1:
         run_workers(config, lambda cfg, ready: run_one(cfg, factory, ready), loop_name)
         return

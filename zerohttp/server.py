@@ -8,8 +8,13 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
 
 from . import __version__
+from .asgi.host import ASGIHost, Mount
+from .asgi.lifespan import Lifespan
+from .asgi.loader import load_app
 from .body.zerocopy import cork_style, sendfile_function
 from .config import Config
 from .errors import ConfigError
@@ -43,13 +48,30 @@ class Server:
 
     def __init__(self, config: Config, handler: Handler | None = None) -> None:
         self.config = config.replace(root=check_root(config.root))
-        self.handler = handler or StaticHandler(self.config)
+        self.lifespan: Lifespan | None = None
+        self.handler = handler or self._default_handler()
         zero_copy = self.config.sendfile and sendfile_function() is not None
         self.state = ServerState(self.config, self.handler, zero_copy=zero_copy)
         self._server: asyncio.Server | None = None
 
+    def _default_handler(self) -> Handler:
+        """The static files under ROOT, or the ASGI application with its mounts."""
+        config = self.config
+        if not config.app:
+            return StaticHandler(config)
+        app = load_app(config.app, factory=config.factory)
+        self.lifespan = Lifespan(app, config.lifespan)  # type: ignore[arg-type]
+        mounts = [
+            Mount(quote(prefix).encode("ascii"), StaticHandler(config.replace(root=check_root(d))))
+            for prefix, d in config.mounts
+        ]
+        state = self.lifespan.state if config.lifespan != "off" else None
+        return ASGIHost(app, root_path=config.root_path, mounts=mounts, state=state)
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.lifespan is not None:
+            await self.lifespan.startup()  # before the first connection is accepted
         try:
             self._server = await loop.create_server(
                 lambda: HTTPConnection(self.state),
@@ -90,9 +112,15 @@ class Server:
                 connection.close_if_idle()
         for connection in list(self.state.connections):
             connection.abort()
+        for task in list(self.state.responders):  # app calls that outlived their connection
+            task.cancel()
+        if self.state.responders:
+            await asyncio.wait(list(self.state.responders), timeout=1.0)
         self.state.stop_sweeping()
         if self._server is not None:
             await self._server.wait_closed()
+        if self.lifespan is not None:
+            await self.lifespan.shutdown()
 
 
 def _bind_error(config: Config, exc: OSError) -> str:
@@ -126,7 +154,18 @@ async def serve(config: Config, *, on_started: Callable[[Server], None] | None =
 def banner_line(config: Config, loop_name: str, host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     workers = f", workers: {config.workers}" if config.workers > 1 else ""
+    what = config.root
+    if config.app:
+        name = config.app if isinstance(config.app, str) else app_name(config.app)
+        mounts = "".join(f", {prefix}/ -> {d}" for prefix, d in config.mounts)
+        what = f"ASGI app {name}{mounts}"
     return (
-        f"zerohttp {__version__} serving {config.root} on http://{shown}:{port}/ "
+        f"zerohttp {__version__} serving {what} on http://{shown}:{port}/ "
         f"(loop: {loop_name}, body: {body_path_description(config)}{workers})"
     )
+
+
+def app_name(app: Any) -> str:
+    module = getattr(app, "__module__", None) or type(app).__module__
+    name = getattr(app, "__qualname__", None) or type(app).__qualname__
+    return f"{module}:{name}"
