@@ -66,6 +66,7 @@ def build_site(root: Path) -> Path:
     (root / "404.html").write_text("<!doctype html><title>not here</title>\n")
     (root / "big.bin").write_bytes(os.urandom(BIG))
     (root / "with space.txt").write_text("spaced out\n")
+    (root / "100%.txt").write_text("all of it\n")
     with open(root / "huge.bin", "wb") as huge:  # sparse: more than socket buffers hold
         huge.truncate(HUGE)
     for path in root.rglob("*"):  # in the past, so the open-file cache takes every file
@@ -155,6 +156,8 @@ def make_scope(
     prefixed: bool = True,
     mode: str = "none",
     spec_version: str = "2.4",
+    raw_path: bytes | None = None,
+    drop_raw_path: bool = False,
 ) -> dict[str, Any]:
     """An HTTP scope; ``prefixed`` says whether ``path`` includes ``root_path`` (uvicorn,
     Starlette) or not (hypercorn, granian)."""
@@ -166,13 +169,15 @@ def make_scope(
         "method": method,
         "scheme": "http",
         "path": full,
-        "raw_path": full.encode("utf-8", "surrogateescape"),
+        "raw_path": raw_path or full.encode("utf-8", "surrogateescape"),
         "query_string": query,
         "root_path": root_path,
         "headers": [(k.encode(), v.encode()) for k, v in (headers or {}).items()],
         "client": ("127.0.0.1", 5000),
         "server": ("127.0.0.1", 8000),
     }
+    if drop_raw_path:
+        del scope["raw_path"]
     extensions = MODES[mode]
     if extensions is not None:
         scope["extensions"] = extensions
@@ -495,8 +500,31 @@ def test_mount_point_itself_redirects_to_its_slash(app: StaticFiles) -> None:
     assert call(app, "/static", root_path="/static", prefixed=False, method="POST").status == 405
 
 
-def test_surrogates_in_the_path_are_refused(app: StaticFiles) -> None:
-    assert call(app, "/bad\udcff.txt").status == 400
+@pytest.mark.parametrize(
+    ("path", "raw_path"),
+    [
+        ("/%zz", b"/%zz"),  # uvicorn and zerohttp keep a malformed escape as text
+        ("/\ufffd.txt", b"/%ff.txt"),  # ... and decode bad UTF-8 with replacement
+        ("/bad\udcff.txt", b"/bad%ff.txt"),  # surrogateescape
+        ("/bad\udcff.txt", None),  # ... with no raw_path to tell
+    ],
+)
+def test_paths_a_host_decoded_lossily_are_refused_like_the_cli(
+    app: StaticFiles, path: str, raw_path: bytes | None
+) -> None:
+    """The CLI answers 400 (paths.parse_target); the route alone would name another file."""
+    drop = raw_path is None
+    assert call(app, path, raw_path=raw_path, drop_raw_path=drop).status == 400
+    head = call(app, path, raw_path=raw_path, drop_raw_path=drop, method="HEAD")
+    assert head.status == 400 and head.body == b""
+    post = call(app, path, raw_path=raw_path, drop_raw_path=drop, method="POST")
+    assert post.status == 405  # as the CLI: the method is refused before the path is read
+    under_mount = call(app, path, root_path="/static", raw_path=b"/static" + (raw_path or b""))
+    assert under_mount.status == 400
+
+
+def test_a_percent_sign_in_a_name_is_served(app: StaticFiles) -> None:
+    assert call(app, "/100%.txt", raw_path=b"/100%25.txt").body == b"all of it\n"
 
 
 # --- descriptors ------------------------------------------------------------------------
@@ -808,6 +836,7 @@ CASES: list[tuple[str, str, str, dict[str, str]]] = [
     ("get-root-index", "GET", "/", {}),
     ("get-sub-index", "GET", "/sub/", {}),
     ("get-space", "GET", "/with%20space.txt", {}),
+    ("get-percent", "GET", "/100%25.txt", {}),
     ("head", "HEAD", "/kib.bin", {}),
     ("head-big", "HEAD", "/big.bin", {}),
     ("range-single", "GET", "/kib.bin", {"Range": "bytes=0-99"}),
@@ -835,6 +864,10 @@ CASES: list[tuple[str, str, str, dict[str, str]]] = [
     ("traversal-dots", "GET", "/%2e%2e/", {}),
     ("traversal-deep", "GET", "/sub/..%2f..%2f..%2fetc/passwd", {}),
     ("traversal-backslash", "GET", "/..%5c..%5cetc/passwd", {}),
+    ("bad-escape", "GET", "/%zz", {}),
+    ("bad-utf8", "GET", "/%ff.txt", {}),
+    ("bad-escape-post", "POST", "/%zz", {}),
+    ("nul", "GET", "/kib.bin%00", {}),
     ("dotfile", "GET", "/.secret", {}),
     ("dotdir", "GET", "/.git/config", {}),
     ("dotfile-escaped", "GET", "/%2esecret", {}),

@@ -20,10 +20,11 @@ import asyncio
 import dataclasses
 import enum
 import os
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 from ..body.fallback import copy_segments
 from ..errors import ConfigError
@@ -114,7 +115,8 @@ def request_head(scope: Scope, route: str) -> RequestHead:
     """The request as the CLI server would have read it: the route path re-quoted (the core
     decodes escapes exactly once), the query string as sent, lower-case header names.
 
-    UnicodeEncodeError for a path no UTF-8 request could have produced (lone surrogates).
+    UnicodeEncodeError for a path no UTF-8 request could have produced (lone surrogates):
+    check ``path_is_faithful`` first.
     """
     target = quote(route, safe="/").encode("ascii")
     query: bytes = scope.get("query_string", b"")
@@ -377,21 +379,46 @@ class StaticFiles:
         """The core's answer to this scope (a FileBody in it must be released)."""
         route = route_path(scope)
         method = scope["method"]
-        if route == "" and method in ("GET", "HEAD"):
-            # The mount point itself, e.g. "/static": its relative links need the slash.
-            mount_point = RequestPath((), True, scope.get("query_string", b""))
-            response = redirect_response(mount_point)
-            if method == "HEAD":
-                response.body = b""
-            return response
+        if method in ("GET", "HEAD"):  # other methods: the handler answers by method alone
+            if route == "":
+                # The mount point itself, e.g. "/static": its relative links need the slash.
+                mount_point = RequestPath((), True, scope.get("query_string", b""))
+                return _for_method(redirect_response(mount_point), method)
+            if not path_is_faithful(scope.get("raw_path"), route):
+                return _for_method(error_response(400), method)
+        else:
+            route = "/"
+        return self.handler.handle(request_head(scope, route))
+
+
+def _for_method(response: Response, method: str) -> Response:
+    if method == "HEAD":
+        response.body = b""
+    return response
+
+
+_MALFORMED_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")  # as paths.parse_target refuses
+
+
+def path_is_faithful(raw_path: bytes | None, route: str) -> bool:
+    """Whether the decoded path still says what the client sent.
+
+    The CLI refuses a malformed escape or non-UTF-8 with 400; hosts decode them leniently
+    (``%zz`` kept as text, ``%ff`` as U+FFFD), so the route would name another file. Lone
+    surrogates (a host decoding with surrogateescape) cannot be re-quoted at all.
+    """
+    if raw_path:
+        if _MALFORMED_ESCAPE.search(raw_path):
+            return False
         try:
-            request = request_head(scope, route or "/")
-        except UnicodeEncodeError:
-            response = error_response(400)
-            if method == "HEAD":
-                response.body = b""
-            return response
-        return self.handler.handle(request)
+            unquote_to_bytes(raw_path).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    try:
+        route.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
