@@ -2,6 +2,7 @@
 
     uvicorn examples.fastapi_mount:app            # from the repository root
     python examples/fastapi_mount.py [PORT]       # the same, through uvicorn.run
+    zerohttp --app examples.fastapi_mount:app     # zerohttp's host: file bodies zero-copy
 
 ``StaticFiles`` answers exactly as ``zerohttp examples/site`` would (ranges, conditional
 requests, precompressed siblings, 308 to add a directory's slash, under the mount). On a

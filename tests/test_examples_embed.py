@@ -22,13 +22,15 @@ def test_embed_api_serves_the_site(how: str) -> None:
         assert fetch(server.base_url, "GET", "/").body == (SITE / "index.html").read_bytes()
 
 
-@pytest.mark.parametrize("how", ["script", "uvicorn"])
+@pytest.mark.parametrize("how", ["script", "uvicorn", "zerohttp"])
 def test_fastapi_mount_serves_files_and_json(how: str) -> None:
-    port = free_port()
+    port: int | None = free_port()
     if how == "script":
         args = [str(REPO / "examples" / "fastapi_mount.py"), str(port)]
-    else:
+    elif how == "uvicorn":
         args = ["-m", "uvicorn", "examples.fastapi_mount:app", "--port", str(port)]
+    else:  # zerohttp's own host: the banner names the port
+        args, port = ["-m", "zerohttp", "--app", "examples.fastapi_mount:app", "--port", "0"], None
     with server_process(args, port=port) as server:
         logo: Path = SITE / "img" / "logo.svg"
         reply = fetch(server.base_url, "GET", "/static/img/logo.svg")
