@@ -320,7 +320,8 @@ def test_server_hosts_an_app_object(tmp_path: Path, loop: str) -> None:
 # --- the example ---------------------------------------------------------------------
 
 
-def test_asgi_host_example_serves_pathsend_and_mount() -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_asgi_host_example_serves_pathsend_and_mount(workers: str) -> None:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -332,6 +333,8 @@ def test_asgi_host_example_serves_pathsend_and_mount() -> None:
             "/static=examples/site",
             "--port",
             "0",
+            "--workers",
+            workers,
         ],
         cwd=REPO,
         stdin=subprocess.DEVNULL,
@@ -353,8 +356,10 @@ def test_asgi_host_example_serves_pathsend_and_mount() -> None:
         css = connection.getresponse()
         assert css.status == 200
         assert css.read() == (REPO / "examples/site/css/style.css").read_bytes()
-        connection.request("GET", "/hello")
-        assert json.loads(connection.getresponse().read()) == {"hello": "world"}
+        for _ in range(4):  # new connections: with 2 workers, both are likely to answer
+            connection.close()
+            connection.request("GET", "/hello")
+            assert json.loads(connection.getresponse().read()) == {"hello": "world"}
         connection.close()
     finally:
         proc.terminate()

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from .errors import ConfigError
 from .static.options import StaticOptions
 from .static.options import option as _opt
+from .tls import TLSSettings
 
 LoopName = Literal["auto", "uvloop", "asyncio"]
 LOOP_NAMES: tuple[LoopName, ...] = ("auto", "uvloop", "asyncio")
@@ -60,6 +61,16 @@ class Config(StaticOptions):
     lifespan: str = _opt(
         "auto", "ASGI lifespan: auto (if the app supports it), on, off", choices=LIFESPAN_MODES
     )
+    ssl_certfile: str = _opt("", "TLS: certificate chain (PEM); serves HTTPS when given")
+    ssl_keyfile: str = _opt("", "TLS: private key (PEM), if not in --ssl-certfile")
+    ssl_keyfile_password: str = _opt("", "TLS: password of an encrypted --ssl-keyfile")
+    ssl_ciphers: str = _opt("", "TLS: OpenSSL cipher list for TLS 1.2 (default: OpenSSL's)")
+    ssl_ca_certs: str = _opt(
+        "", "TLS: CA certificates (PEM) that client certificates must chain to"
+    )
+    ssl_cert_reqs: int = _opt(
+        0, "TLS: client certificates: 0 not asked, 1 optional, 2 required (as ssl.CERT_*)"
+    )
     mount: tuple[str, ...] = _opt(
         (),
         "with --app: serve DIR natively under /PREFIX, as /PREFIX=DIR (repeatable)",
@@ -97,6 +108,10 @@ class Config(StaticOptions):
         if self.mount and not self.app:
             raise ConfigError("--mount needs --app (without an app, ROOT is served at /)")
         self.mounts  # noqa: B018 - raises ConfigError for a malformed entry
+        if not self.ssl_certfile and (self.ssl_keyfile or self.ssl_ca_certs):
+            raise ConfigError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
+        if self.ssl_cert_reqs not in (0, 1, 2):
+            raise ConfigError(f"--ssl-cert-reqs {self.ssl_cert_reqs}: must be 0, 1 or 2")
         StaticOptions.__post_init__(self)  # slots dataclasses lose zero-argument super()
 
     @property
@@ -110,6 +125,19 @@ class Config(StaticOptions):
                 raise ConfigError(f"--mount {entry!r}: expected /PREFIX=DIR, e.g. /static=public")
             found.append((prefix, directory))
         return found
+
+    @property
+    def tls(self) -> TLSSettings | None:
+        if not self.ssl_certfile:
+            return None
+        return TLSSettings(
+            self.ssl_certfile,
+            self.ssl_keyfile,
+            self.ssl_keyfile_password,
+            self.ssl_ciphers,
+            self.ssl_ca_certs,
+            self.ssl_cert_reqs,
+        )
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

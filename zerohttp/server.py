@@ -20,12 +20,15 @@ from .config import Config
 from .errors import ConfigError
 from .http.connection import Handler, HTTPConnection, ServerState
 from .static.handler import StaticHandler
+from .tls import ktls_unavailable_reason, server_context
 
 logger = logging.getLogger("zerohttp")
 
 
 def body_path_description(config: Config) -> str:
     """Which way file bodies leave, for the start banner."""
+    if config.tls is not None:
+        return f"fallback (aiofiles reads; TLS without kTLS: {ktls_unavailable_reason()})"
     if not config.sendfile:
         return "fallback (aiofiles reads; --no-sendfile)"
     if sendfile_function() is None:
@@ -49,6 +52,8 @@ class Server:
     def __init__(self, config: Config, handler: Handler | None = None) -> None:
         self.config = config.replace(root=check_root(config.root))
         self.lifespan: Lifespan | None = None
+        tls = self.config.tls
+        self.ssl_context = server_context(tls) if tls is not None else None
         self.handler = handler or self._default_handler()
         zero_copy = self.config.sendfile and sendfile_function() is not None
         self.state = ServerState(self.config, self.handler, zero_copy=zero_copy)
@@ -66,7 +71,8 @@ class Server:
             for prefix, d in config.mounts
         ]
         state = self.lifespan.state if config.lifespan != "off" else None
-        return ASGIHost(app, root_path=config.root_path, mounts=mounts, state=state)
+        scheme = "https" if self.ssl_context is not None else "http"
+        return ASGIHost(app, root_path=config.root_path, mounts=mounts, state=state, scheme=scheme)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -80,6 +86,8 @@ class Server:
                 backlog=self.config.backlog,
                 reuse_address=True,
                 reuse_port=self.config.workers > 1 or None,
+                ssl=self.ssl_context,
+                ssl_handshake_timeout=self.config.header_timeout if self.ssl_context else None,
             )
         except OSError as exc:
             raise ConfigError(_bind_error(self.config, exc)) from None
@@ -155,12 +163,13 @@ def banner_line(config: Config, loop_name: str, host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     workers = f", workers: {config.workers}" if config.workers > 1 else ""
     what = config.root
+    scheme = "https" if config.tls is not None else "http"
     if config.app:
         name = config.app if isinstance(config.app, str) else app_name(config.app)
         mounts = "".join(f", {prefix}/ -> {d}" for prefix, d in config.mounts)
         what = f"ASGI app {name}{mounts}"
     return (
-        f"zerohttp {__version__} serving {what} on http://{shown}:{port}/ "
+        f"zerohttp {__version__} serving {what} on {scheme}://{shown}:{port}/ "
         f"(loop: {loop_name}, body: {body_path_description(config)}{workers})"
     )
 

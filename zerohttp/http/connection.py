@@ -54,6 +54,8 @@ logger = logging.getLogger("zerohttp")
 # How long a lingering close waits for the client's EOF before closing anyway.
 LINGER_SECONDS = 2.0
 NEVER = float("inf")
+# Bytes an SSL transport may buffer before it pauses us (see connection_made).
+TLS_WRITE_HIGH = 256 * 1024
 
 
 def header_pairs(event: h11.Request) -> tuple[tuple[bytes, bytes], ...]:
@@ -128,6 +130,7 @@ class HTTPConnection(asyncio.Protocol):
         self.sock: socket.socket | None = None  # borrows the transport's fd, for send(MSG_MORE)
         self.zero_copy = state.zero_copy
         self.closing = False
+        self.tls = False
         self.read_paused = False
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
@@ -167,12 +170,18 @@ class HTTPConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.transport = transport
-        transport.set_write_buffer_limits(high=0, low=0)
         # TCP_NODELAY: both loops set it on every TCP transport (asyncio's _set_nodelay,
         # uvloop's TCPTransport); tests/test_e2e_http.py checks that they still do.
-        raw = transport.get_extra_info("socket")
-        if raw is None or transport.get_extra_info("sslcontext") is not None:
+        if transport.get_extra_info("sslcontext") is not None:
+            # An SSL transport with a high-water mark of 0 pauses its writing for good (the
+            # head goes out, the body never does): give it room, and bodies by reading.
+            self.tls = True
             self.zero_copy = False
+            transport.set_write_buffer_limits(high=TLS_WRITE_HIGH, low=TLS_WRITE_HIGH // 4)
+        else:
+            transport.set_write_buffer_limits(high=0, low=0)
+            if transport.get_extra_info("socket") is None:
+                self.zero_copy = False
         self.state.connections.add(self)
         self._arm_timer(self.config.header_timeout, idle=False)
 
@@ -212,7 +221,9 @@ class HTTPConnection(asyncio.Protocol):
             exchange.client_closed()
         elif not self.busy and not self.closing:
             self._process()
-        return True  # keep the write side open for the response in progress
+        # keep the write side open for the response in progress (TLS has no half-close:
+        # asyncio warns that True has no effect there)
+        return not self.tls  # keep the write side open for the response in progress
 
     def pause_writing(self) -> None:
         self.write_paused = True
