@@ -128,6 +128,30 @@ def request_head(scope: Scope, route: str) -> RequestHead:
     return RequestHead(method, target, version, headers)
 
 
+_MALFORMED_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")  # as paths.parse_target refuses
+
+
+def path_is_faithful(raw_path: bytes | None, route: str) -> bool:
+    """Whether the decoded path still says what the client sent.
+
+    The CLI refuses a malformed escape or non-UTF-8 with 400; hosts decode them leniently
+    (``%zz`` kept as text, ``%ff`` as U+FFFD), so the route would name another file. Lone
+    surrogates (a host decoding with surrogateescape) cannot be re-quoted at all.
+    """
+    if raw_path:
+        if _MALFORMED_ESCAPE.search(raw_path):
+            return False
+        try:
+            unquote_to_bytes(raw_path).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    try:
+        route.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def asgi_headers(fields: bytes, root_path: str = "") -> list[tuple[bytes, bytes]]:
     """The core's rendered ``Name: value`` lines as ASGI pairs (names must be lower-case).
 
@@ -148,6 +172,7 @@ def asgi_headers(fields: bytes, root_path: str = "") -> list[tuple[bytes, bytes]
 
 
 def body_message(body: bytes, more_body: bool) -> Message:
+    """An ``http.response.body`` message; ``more_body=False`` completes the response."""
     return {"type": "http.response.body", "body": body, "more_body": more_body}
 
 
@@ -341,6 +366,7 @@ class StaticFiles:
         self.handler = StaticHandler(self.options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI 3 entry point: HTTP is served, lifespan answered, a WebSocket refused."""
         kind = scope["type"]
         if kind == "http":
             await self.handle_http(scope, receive, send)
@@ -353,6 +379,7 @@ class StaticFiles:
             raise ValueError(f"StaticFiles serves HTTP only, not scope type {kind!r}")
 
     async def handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Decide, plan, send; the FileBody is released however sending ends."""
         response = self.respond(scope)
         try:
             delivery = delivery_for(scope.get("extensions"))
@@ -392,33 +419,10 @@ class StaticFiles:
 
 
 def _for_method(response: Response, method: str) -> Response:
+    """HEAD gets GET's fields without the body, as ``StaticHandler.handle`` does."""
     if method == "HEAD":
         response.body = b""
     return response
-
-
-_MALFORMED_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")  # as paths.parse_target refuses
-
-
-def path_is_faithful(raw_path: bytes | None, route: str) -> bool:
-    """Whether the decoded path still says what the client sent.
-
-    The CLI refuses a malformed escape or non-UTF-8 with 400; hosts decode them leniently
-    (``%zz`` kept as text, ``%ff`` as U+FFFD), so the route would name another file. Lone
-    surrogates (a host decoding with surrogateescape) cannot be re-quoted at all.
-    """
-    if raw_path:
-        if _MALFORMED_ESCAPE.search(raw_path):
-            return False
-        try:
-            unquote_to_bytes(raw_path).decode("utf-8")
-        except UnicodeDecodeError:
-            return False
-    try:
-        route.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
