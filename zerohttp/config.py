@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .http.accesslog import ACCESS_LOG_FORMATS
 from .static.options import StaticOptions
 from .static.options import option as _opt
 from .tls import TLSSettings
@@ -51,6 +52,12 @@ class Config(StaticOptions):
     workers: int = _opt(
         1, "worker processes, each with its own loop, sharing the port through SO_REUSEPORT"
     )
+    access_log: str = _opt(
+        "off",
+        "access log format: off, common, combined (as Apache/nginx) or json (one object a line)",
+        choices=ACCESS_LOG_FORMATS,
+    )
+    access_log_file: str = _opt("", "write the access log to this file (default: stdout)")
     app: Any = _opt(
         "",
         "host an ASGI application, MODULE:ATTRIBUTE imported from the current directory "
@@ -101,6 +108,10 @@ class Config(StaticOptions):
             raise ConfigError(f"--workers {self.workers}: must be at least 1")
         if self.workers > 1 and (not hasattr(socket, "SO_REUSEPORT") or not hasattr(os, "fork")):
             raise ConfigError("--workers needs SO_REUSEPORT and fork() (Linux, BSD, macOS)")
+        if self.access_log not in ACCESS_LOG_FORMATS:
+            raise ConfigError(
+                f"--access-log {self.access_log}: must be one of {', '.join(ACCESS_LOG_FORMATS)}"
+            )
         if self.lifespan not in LIFESPAN_MODES:
             raise ConfigError(f"--lifespan {self.lifespan}: must be one of auto, on, off")
         if self.root_path and not self.root_path.startswith("/"):

@@ -18,6 +18,7 @@ from .asgi.loader import load_app
 from .body.zerocopy import cork_style, sendfile_function
 from .config import Config
 from .errors import ConfigError
+from .http.accesslog import AccessLog
 from .http.connection import Handler, HTTPConnection, ServerState
 from .static.handler import StaticHandler
 from .tls import ktls_unavailable_reason, server_context
@@ -56,7 +57,15 @@ class Server:
         self.ssl_context = server_context(tls) if tls is not None else None
         self.handler = handler or self._default_handler()
         zero_copy = self.config.sendfile and sendfile_function() is not None
-        self.state = ServerState(self.config, self.handler, zero_copy=zero_copy)
+        form = self.config.access_log
+        self.access_log = (
+            AccessLog(form, self.config.access_log_file)  # type: ignore[arg-type]
+            if form != "off"
+            else None
+        )
+        self.state = ServerState(
+            self.config, self.handler, zero_copy=zero_copy, access_log=self.access_log
+        )
         self._server: asyncio.Server | None = None
 
     def _default_handler(self) -> Handler:
@@ -76,6 +85,12 @@ class Server:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.access_log is not None:
+            try:
+                self.access_log.open()
+            except OSError as exc:
+                raise ConfigError(f"--access-log-file {self.access_log.path!r}: {exc}") from None
+            self.access_log.start(loop)
         if self.lifespan is not None:
             await self.lifespan.startup()  # before the first connection is accepted
         try:
@@ -129,6 +144,8 @@ class Server:
             await self._server.wait_closed()
         if self.lifespan is not None:
             await self.lifespan.shutdown()
+        if self.access_log is not None:
+            await self.access_log.close()
 
 
 def _bind_error(config: Config, exc: OSError) -> str:

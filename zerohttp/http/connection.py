@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Coroutine
 from typing import Any, Protocol, cast
 
@@ -38,6 +39,7 @@ from ..body.zerocopy import (
 )
 from ..static.dates import DateHeader
 from ..static.response import FileBody, RequestHead, Response, error_response
+from .accesslog import AccessLog, AccessRecord
 from .exchange import BODY_HIGH_WATER, Exchange, Responder
 from .http11 import (
     CONTINUE_100,
@@ -92,14 +94,23 @@ class Handler(Protocol):
 class ServerState:
     """What every connection of one server shares."""
 
-    def __init__(self, config: ConnectionSettings, handler: Handler, *, zero_copy: bool) -> None:
+    def __init__(
+        self,
+        config: ConnectionSettings,
+        handler: Handler,
+        *,
+        zero_copy: bool,
+        access_log: AccessLog | None = None,
+    ) -> None:
         self.config = config
         self.handler = handler
         self.zero_copy = zero_copy
         self.date = DateHeader()
         self.connections: set[HTTPConnection] = set()
         self.responders: set[asyncio.Task[None]] = set()  # may outlive their connection
-        self.log_responses = logger.isEnabledFor(logging.DEBUG)
+        self.access_log = access_log
+        self.debug_responses = logger.isEnabledFor(logging.DEBUG)
+        self.log_responses = self.debug_responses or access_log is not None
         timeouts = (config.keepalive_timeout, config.header_timeout, LINGER_SECONDS)
         self.sweep_interval = min(1.0, min(timeouts) / 4)
         self._sweeper: asyncio.TimerHandle | None = None
@@ -131,6 +142,8 @@ class HTTPConnection(asyncio.Protocol):
         self.zero_copy = state.zero_copy
         self.closing = False
         self.tls = False
+        self.remote_addr: str | None = None  # for the access log, looked up once
+        self.request_started = 0.0  # loop time, kept only while responses are logged
         self.read_paused = False
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
@@ -294,6 +307,8 @@ class HTTPConnection(asyncio.Protocol):
         )
 
     def _on_request(self, request: RequestHead) -> None:
+        if self.state.log_responses:
+            self.request_started = self.loop.time()
         headers = request.headers
         status = request_error(
             request.http_version,
@@ -388,7 +403,8 @@ class HTTPConnection(asyncio.Protocol):
             body.close()
             body = b""
         self.write(head + body if body else head)
-        self._log(request, response.status, "memory")
+        if self.state.log_responses:
+            self._log(request, response.status, "memory", len(body))
         self._response_done(keep_alive)
 
     def _response_done(self, keep_alive: bool) -> None:
@@ -457,7 +473,7 @@ class HTTPConnection(asyncio.Protocol):
             return
         body.close()
         if self.state.log_responses:
-            self._log(request, status, "sendfile")
+            self._log(request, status, "sendfile", body.length)
         self._response_done(keep)
 
     async def _stream_file(
@@ -477,7 +493,8 @@ class HTTPConnection(asyncio.Protocol):
             return
         finally:
             body.close()
-        self._log(request, status, path)
+        if self.state.log_responses:
+            self._log(request, status, path, body.length)
         self._response_done(keep)
         self._process()
 
@@ -603,7 +620,8 @@ class HTTPConnection(asyncio.Protocol):
         if not exchange.body_complete:
             keep_alive = False  # the rest of the body is still coming: never parse it as a head
             self.linger = True
-        self._log(exchange.request, exchange.status, exchange.body_path)
+        if self.state.log_responses:
+            self._log(exchange.request, exchange.status, exchange.body_path, exchange.body_bytes)
         self._response_done(keep_alive)
         if not self.busy:
             self._process()
@@ -754,12 +772,47 @@ class HTTPConnection(asyncio.Protocol):
             sock, self.sock = self.sock, None
             sock.detach()
 
-    def _log(self, request: RequestHead | None, status: int, path: str) -> None:
-        """One debug line per response (callers on the hot path check log_responses first)."""
-        if self.state.log_responses:
+    def _log(self, request: RequestHead | None, status: int, path: str, body_bytes: int) -> None:
+        """The access log line and the debug line of a response (callers check
+        ``state.log_responses`` first: the hot path pays one attribute test)."""
+        state = self.state
+        if state.access_log is not None:
+            state.access_log.add(self._access_record(request, status, path, body_bytes))
+        if state.debug_responses:
             target = request.target.decode("latin-1") if request else "-"
             method = request.method.decode("latin-1") if request else "-"
             logger.debug("%s %s %d body=%s", method, target, status, path)
+
+    def _access_record(
+        self, request: RequestHead | None, status: int, path: str, body_bytes: int
+    ) -> AccessRecord:
+        if self.remote_addr is None:
+            peer = self.transport.get_extra_info("peername") if self.transport else None
+            self.remote_addr = str(peer[0]) if isinstance(peer, tuple) and peer else "-"
+        referer = agent = None
+        if request is None:
+            method = target = version = b""
+        else:
+            method, target, version = request.method, request.target, request.http_version
+            for name, value in request.headers:
+                if name == b"referer":
+                    referer = value
+                elif name == b"user-agent":
+                    agent = value
+        duration = self.loop.time() - self.request_started
+        return AccessRecord(
+            self.remote_addr,
+            time.time(),
+            method,
+            target,
+            version,
+            status,
+            body_bytes,
+            duration,
+            referer,
+            agent,
+            path,
+        )
 
     # --- shutdown ------------------------------------------------------------------------
 
