@@ -80,11 +80,19 @@ def parse_config(argv: Sequence[str] | None = None) -> Config:
     return Config(**values)
 
 
+ADDRESS_FLAGS = ("--port", "--uds", "--fd")
+
+
+def names_an_address(argv: Sequence[str]) -> bool:
+    """Whether the command line says where to listen (else systemd's socket may be used)."""
+    return any(arg.split("=", 1)[0] in ADDRESS_FLAGS for arg in argv)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         config = parse_config(argv)
         logging.basicConfig(level=config.log_level.upper(), format="%(message)s", stream=sys.stderr)
-        run(config)
+        run(config, address_given=names_an_address(sys.argv[1:] if argv is None else argv))
     except ConfigError as exc:
         sys.exit(f"zerohttp: error: {exc}")
     except KeyboardInterrupt:
