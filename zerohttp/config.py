@@ -50,6 +50,12 @@ class Config(StaticOptions):
         "largest request body (sent with a GET or HEAD) read and dropped on a kept connection",
     )
     backlog: int = _opt(1024, "listen(2) backlog")
+    limit_concurrency: int = _opt(
+        0, "most open client connections; more get 503 and are closed at once (0: no limit)"
+    )
+    timeout_graceful_shutdown: float = _opt(
+        10.0, "seconds busy connections get to finish after SIGTERM/SIGINT (a second: at once)"
+    )
     uds: str = _opt("", "listen on this unix socket instead of --host/--port (removed on exit)")
     uds_mode: str = _opt(
         "660", "permissions of the --uds socket, octal (660: a proxy in our group can connect)"
@@ -112,6 +118,12 @@ class Config(StaticOptions):
                 raise ConfigError(
                     f"{flag} {getattr(self, name)}: must be a positive number of seconds"
                 )
+        if self.limit_concurrency < 0:
+            raise ConfigError(f"--limit-concurrency {self.limit_concurrency}: must be >= 0")
+        if not self.timeout_graceful_shutdown >= 0:
+            raise ConfigError(
+                f"--timeout-graceful-shutdown {self.timeout_graceful_shutdown}: must be >= 0"
+            )
         if self.max_discard_bytes < 0 or self.backlog < 1:
             raise ConfigError("--max-discard-bytes must be >= 0, --backlog >= 1")
         if self.uds and self.fd >= 0:

@@ -89,6 +89,11 @@ class Server:
             )
         self._server: asyncio.Server | None = None
         self._bound_uds = ""  # a unix socket file we made, removed at shutdown
+        self._drain_stopped = False
+
+    def stop_draining(self) -> None:
+        """End a graceful shutdown now: connections still busy are aborted."""
+        self._drain_stopped = True
 
     def _default_handler(self) -> Handler:
         """The static files under ROOT, or the ASGI application with its mounts."""
@@ -225,7 +230,11 @@ class Server:
         for connection in list(self.state.connections):
             connection.close_if_idle()
         deadline = asyncio.get_running_loop().time() + grace
-        while self.state.connections and asyncio.get_running_loop().time() < deadline:
+        while (
+            self.state.connections
+            and asyncio.get_running_loop().time() < deadline
+            and not self._drain_stopped
+        ):
             await asyncio.sleep(0.05)
             for connection in list(self.state.connections):
                 connection.close_if_idle()
@@ -273,9 +282,16 @@ async def serve(
     await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+
+    def on_signal() -> None:
+        """The first SIGINT/SIGTERM drains gracefully; a second one ends the drain now."""
+        if stop.is_set():
+            server.stop_draining()
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread, or Windows
     if on_started is not None:
@@ -283,7 +299,7 @@ async def serve(
     try:
         await stop.wait()
     finally:
-        await server.shutdown()
+        await server.shutdown(config.timeout_graceful_shutdown)
 
 
 def banner_line(config: Config, loop_name: str, url: str, metrics_port: int | None = None) -> str:
