@@ -96,6 +96,7 @@ class Exchange:
         self._head = b""
         self._framing: Framing | None = None
         self._sent = 0  # body bytes sent, to check them against Content-Length
+        self.body_bytes = 0  # body bytes written (HEAD, 204, 304: none), for the access log
         self.body_path = "memory"
 
     # --- request body (fed by the connection) ------------------------------------------
@@ -175,6 +176,7 @@ class Exchange:
         out = self._take_head()
         if data and not framing.bodiless:
             out += chunk(data) if framing.chunked else data
+            self.body_bytes += len(data)
         if not more and framing.chunked and not framing.bodiless:
             out += LAST_CHUNK
         if out:
@@ -213,6 +215,7 @@ class Exchange:
                 raise ClientDisconnected(str(exc)) from exc
             if any(isinstance(s, ByteRange) for s in segments):
                 self.body_path = path
+                self.body_bytes += count
         if advance:
             os.lseek(fd, start + count, os.SEEK_SET)
         if not more:
