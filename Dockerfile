@@ -50,7 +50,7 @@ STOPSIGNAL SIGTERM
 # Shell form, so ${ZEROHTTP_PORT} is the running container's. --check exits 0 on 2xx/3xx
 # for / (so /srv needs an index.html, or run with --autoindex), 1 otherwise.
 HEALTHCHECK --interval=5s --timeout=5s --start-period=10s --retries=3 \
-    CMD zerohttp --check "http://127.0.0.1:${ZEROHTTP_PORT}/" || exit 1
+    CMD zerohttp --check "http://127.0.0.1:${ZEROHTTP_PORT:-8000}/" || exit 1
 # Exec form: zerohttp is PID 1 and gets SIGTERM itself (graceful drain, exit status 0).
 ENTRYPOINT ["zerohttp"]
 CMD []
