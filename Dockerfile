@@ -19,12 +19,8 @@ RUN python3 -m venv --without-pip /opt/zerohttp
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY zerohttp ./zerohttp
-# pyproject.toml lists packages = ["zerohttp"], which leaves the subpackages (static, http,
-# body, asgi) out of a non-editable install: the package tree is copied over the installed
-# one until it lists them (harmless after).
 RUN python3 -m pip --python /opt/zerohttp/bin/python install . \
     && site="$(/opt/zerohttp/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
-    && cp -R zerohttp/. "$site/zerohttp/" \
     && find /opt/zerohttp -name '*.dist-info' -prune -o -name 'tests' -type d -prune -exec rm -rf {} + \
     && /opt/zerohttp/bin/python -m compileall -q "$site/zerohttp"
 
@@ -35,7 +31,7 @@ COPY --from=build /opt/zerohttp /opt/zerohttp
 COPY examples/site /srv
 
 # ZEROHTTP_TIMEOUT_GRACEFUL_SHUTDOWN stays under `docker stop`'s 10 s, so a stalled download
-# cannot turn a clean stop into a SIGKILL (read once zerohttp has --timeout-graceful-shutdown).
+# cannot turn a clean stop into a SIGKILL.
 ENV PATH=/opt/zerohttp/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -275,9 +275,12 @@ def check(url: str, timeout: float = CHECK_TIMEOUT) -> int:
 ADDRESS_FLAGS = ("--port", "--uds", "--fd")
 
 
-def names_an_address(argv: Sequence[str]) -> bool:
-    """Whether the command line says where to listen (else systemd's socket may be used)."""
-    return any(arg.split("=", 1)[0] in ADDRESS_FLAGS for arg in argv)
+def names_an_address(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
+    """Whether the command line or a ZEROHTTP_ variable says where to listen (else a socket
+    passed by systemd socket activation is served)."""
+    if any(arg.split("=", 1)[0] in ADDRESS_FLAGS for arg in argv):
+        return True
+    return any(environ.get(f"ZEROHTTP_{flag[2:].upper()}") for flag in ADDRESS_FLAGS)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -288,7 +291,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         config = _config(parser, namespace, os.environ)
         logging.basicConfig(level=config.log_level.upper(), format="%(message)s", stream=sys.stderr)
-        run(config, address_given=names_an_address(sys.argv[1:] if argv is None else argv))
+        given = names_an_address(sys.argv[1:] if argv is None else argv, os.environ)
+        run(config, address_given=given)
     except ConfigError as exc:
         sys.exit(f"zerohttp: error: {exc}")
     except KeyboardInterrupt:
