@@ -1,0 +1,1 @@
+"""ASGI applications the conformance battery hosts (``apps.conformance:app`` from tests/)."""
