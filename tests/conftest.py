@@ -5,6 +5,16 @@ a fifth variant whose connections read every request with h11 (the simple-head r
 switched off), so every end-to-end test using it runs five times and both request readers
 answer the whole battery. ``start_server`` is the context manager behind it, for tests that
 need their own root or configuration.
+
+Programs and facilities some tests need beyond the Python packages are checked here, up
+front, and those tests skipped with a reason when one is missing (``pytest -ra`` lists them):
+
+- ``@pytest.mark.curl``: runs the curl binary; "curl not installed" when it is not on PATH.
+- ``@pytest.mark.strace``: runs strace; "strace not installed" when it is not on PATH.
+- the ``tmp_sendfile`` fixture: sendfile(2) from a file in pytest's temp directory to a
+  socket must work, else "sendfile(2) does not work ...".
+
+``.ci/run`` installs curl and refuses to run without it, so CI never skips the curl tests.
 """
 
 from __future__ import annotations
@@ -12,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +36,64 @@ from zerohttp import Config, Server
 from zerohttp.http import connection as protocol
 from zerohttp.loops import loop_factory
 from zerohttp.static.response import FileBody, Response
+
+# External programs, found on PATH: marker -> (path or None, skip reason when missing).
+CURL = shutil.which("curl")
+STRACE = shutil.which("strace")
+PROGRAMS = {
+    "curl": (CURL, "curl not installed"),
+    "strace": (STRACE, "strace not installed"),
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker, (_, reason) in PROGRAMS.items():
+        config.addinivalue_line(
+            "markers", f"{marker}: runs the {marker} binary; skipped ('{reason}') without it"
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for marker, (path, reason) in PROGRAMS.items():
+        if path is None:
+            for item in items:
+                if item.get_closest_marker(marker) is not None:
+                    item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def sendfile_unsupported(directory: Path) -> str | None:
+    """Why sendfile(2) from a file in ``directory`` to a socket fails, or None if it works."""
+    sendfile = getattr(os, "sendfile", None)
+    if sendfile is None:
+        return "os.sendfile is not available on this platform"
+    data = b"sendfile probe\n" * 256
+    probe = directory / "sendfile-probe.bin"
+    probe.write_bytes(data)
+    fd = os.open(probe, os.O_RDONLY)
+    sender, receiver = socket.socketpair()
+    try:
+        sent = sendfile(sender.fileno(), fd, 0, len(data))
+        receiver.settimeout(5)
+        received = receiver.recv(len(data), socket.MSG_WAITALL) if sent else b""
+    except OSError as exc:
+        return f"sendfile(2) does not work from {directory}: {exc}"
+    finally:
+        os.close(fd)
+        sender.close()
+        receiver.close()
+        probe.unlink()
+    if received != data[:sent] or sent != len(data):
+        return f"sendfile(2) from {directory} sent {sent} of {len(data)} bytes"
+    return None
+
+
+@pytest.fixture(scope="session")
+def tmp_sendfile(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Skip unless sendfile(2) works from the file system pytest's temp files live on."""
+    reason = sendfile_unsupported(tmp_path_factory.mktemp("sendfile-probe"))
+    if reason is not None:
+        pytest.skip(reason)
+
 
 LOOPS = ["uvloop", "asyncio"]
 BODY_PATHS = ["sendfile", "fallback"]

@@ -33,10 +33,9 @@ from pathlib import Path
 import h11
 import httpx
 import pytest
-from conftest import SIZES, RunningServer
+from conftest import CURL, SIZES, RunningServer
 
 TIMEOUT = 10.0
-CURL = "/usr/bin/curl"
 TEN_MIB = "ten-mib.bin"
 TEN_MIB_SIZE = SIZES[TEN_MIB]
 FILE_HEADER_NAMES = [
@@ -288,6 +287,8 @@ def h11_header(response: h11.Response, name: bytes) -> bytes:
 
 
 def curl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    """Run curl (only from tests marked ``curl``, which are skipped when it is missing)."""
+    assert CURL is not None
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     return subprocess.run(
         [CURL, "--silent", "--show-error", "--http1.1", "--noproxy", "*", *args],
@@ -443,6 +444,7 @@ def test_ten_mib_httpx_stream(server: RunningServer) -> None:
     assert body == expected
 
 
+@pytest.mark.curl
 @pytest.mark.parametrize("name", list(SIZES))
 def test_get_with_curl(server: RunningServer, tmp_path: Path, name: str) -> None:
     out, dump = tmp_path / "body", tmp_path / "headers"
@@ -508,6 +510,7 @@ def test_head_then_get_pipelined_raw(server: RunningServer, name: str) -> None:
         client.assert_closed()
 
 
+@pytest.mark.curl
 def test_head_with_curl(server: RunningServer) -> None:
     result = curl("-I", "-w", "%{size_download}", server.url("/" + TEN_MIB))
     assert result.returncode == 0, result.stderr
@@ -613,6 +616,7 @@ def test_options_is_204_and_keeps_the_connection(server: RunningServer) -> None:
         conn.close()
 
 
+@pytest.mark.curl
 def test_delete_with_curl(server: RunningServer) -> None:
     result = curl("-X", "DELETE", "-D", "-", server.url("/one.bin"))
     assert result.returncode == 0, result.stderr
@@ -687,6 +691,7 @@ def test_redirect_followed_by_httpx(server: RunningServer) -> None:
     assert response.content == site_bytes(server, "sub/index.html")
 
 
+@pytest.mark.curl
 def test_redirect_not_followed_by_curl(server: RunningServer) -> None:
     result = curl("-D", "-", "-o", "/dev/null", server.url("/sub?x=1"))
     assert result.returncode == 0, result.stderr
@@ -838,6 +843,7 @@ def test_httpx_reuses_connection(server: RunningServer) -> None:
     assert len(addresses) == 1
 
 
+@pytest.mark.curl
 def test_curl_reuses_connection(server: RunningServer) -> None:
     result = curl(
         "-w",
@@ -1120,6 +1126,7 @@ def test_expect_100_continue_body_already_sent(server: RunningServer) -> None:
         client.assert_closed()
 
 
+@pytest.mark.curl
 def test_expect_100_continue_curl(server: RunningServer, tmp_path: Path) -> None:
     out = tmp_path / "body"
     result = curl(
@@ -1448,6 +1455,7 @@ def test_dotfiles_hidden(server: RunningServer, target: str) -> None:
     assert response.header("location") is None
 
 
+@pytest.mark.curl
 def test_dotfile_with_curl(server: RunningServer) -> None:
     result = curl("--path-as-is", "-w", "\\n%{http_code}", server.url("/sub/../.secret"))
     assert result.returncode == 0, result.stderr

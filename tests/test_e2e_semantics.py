@@ -6,7 +6,9 @@ module-scoped site; a second set of "plain" servers (no SPA, no autoindex) gives
 contrast. Raw-socket exchanges always end with ``Connection: close`` and require the
 connection to end exactly where the last response's framing says, so every one of them
 also checks framing. Precompressed bodies are read with raw sockets, http.client or curl,
-never httpx (which would decode them).
+and httpx only where its decoding them is the point. Tests marked ``curl`` run the curl
+binary and are skipped when it is not installed; what they check without curl is also
+checked by a raw-socket, http.client or httpx test that always runs.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import gzip
 import http.client
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import BODY_PATHS, LOOPS, RunningServer, start_server
+from conftest import BODY_PATHS, CURL, LOOPS, STRACE, RunningServer, start_server
 
 REPO = Path(__file__).resolve().parents[1]
 COMBOS = [(lp, bp) for lp in LOOPS for bp in BODY_PATHS]
@@ -224,11 +225,15 @@ def get(srv: RunningServer, target: str, method: str = "GET", **headers: str) ->
 
 
 def curl(url: str, *args: str) -> Raw:
-    """Run curl; status, headers and the body exactly as received (no decoding)."""
+    """Run curl; status, headers and the body exactly as received (no decoding).
+
+    Only from tests marked ``curl``, which are skipped when it is not installed.
+    """
+    assert CURL is not None
     with tempfile.TemporaryDirectory() as tmp:
         head, body = Path(tmp) / "head", Path(tmp) / "body"
         subprocess.run(
-            ["curl", "-sS", "--max-time", "10", "-D", str(head), "-o", str(body), *args, url],
+            [CURL, "-sS", "--max-time", "10", "-D", str(head), "-o", str(body), *args, url],
             check=True,
             timeout=20,
         )
@@ -354,7 +359,7 @@ def test_single_range(srv: RunningServer, site: Site, value: str, start: int, en
     assert response.body == site["big.bin"][start : end + 1]
 
 
-def test_single_range_with_http_client_and_curl(srv: RunningServer, site: Site) -> None:
+def test_single_range_with_http_client(srv: RunningServer, site: Site) -> None:
     conn = http.client.HTTPConnection(srv.host, srv.port, timeout=TIMEOUT)
     try:
         conn.request("GET", "/big.bin", headers={"Range": "bytes=-10"})
@@ -370,6 +375,10 @@ def test_single_range_with_http_client_and_curl(srv: RunningServer, site: Site) 
         assert response.status == 200 and response.read() == site["kib.bin"]
     finally:
         conn.close()
+
+
+@pytest.mark.curl
+def test_single_range_with_curl(srv: RunningServer, site: Site) -> None:
     result = curl(srv.url("/big.bin"), "-r", "4096-8191")
     assert result.status == 206
     assert result.h("content-range") == f"bytes 4096-8191/{BIG_SIZE}"
@@ -623,7 +632,7 @@ def test_if_range_and_if_none_match_use_the_encoded_etag(srv: RunningServer, sit
     assert stale.status == 200 and stale.body == site["app.js.br"]
 
 
-def test_precompressed_with_http_client_and_curl(srv: RunningServer, site: Site) -> None:
+def test_precompressed_with_http_client_and_httpx(srv: RunningServer, site: Site) -> None:
     conn = http.client.HTTPConnection(srv.host, srv.port, timeout=TIMEOUT)
     try:
         conn.request("GET", "/app.js", headers={"Accept-Encoding": "zstd"})
@@ -637,6 +646,17 @@ def test_precompressed_with_http_client_and_curl(srv: RunningServer, site: Site)
         assert response.read() == site["app.js"]
     finally:
         conn.close()
+    # a client that decodes what it asked for (as curl --compressed, below)
+    with httpx.Client(
+        base_url=srv.base_url, timeout=TIMEOUT, headers={"Accept-Encoding": "gzip"}
+    ) as decoding:
+        decoded = decoding.get("/app.js")
+    assert decoded.status_code == 200 and decoded.headers["content-encoding"] == "gzip"
+    assert decoded.content == b"gzip sibling of app.js\n"
+
+
+@pytest.mark.curl
+def test_precompressed_with_curl(srv: RunningServer, site: Site) -> None:
     result = curl(srv.url("/app.js"), "-H", "Accept-Encoding: gzip")
     assert result.status == 200 and result.h("content-encoding") == "gzip"
     assert result.body == site["app.js.gz"]
@@ -686,6 +706,12 @@ def test_autoindex_escapes_names_and_links_work(srv: RunningServer, site: Site) 
     assert followed.status == 200
     assert followed.body == site[f"listing/{XSS_NAME}"]
     assert followed.h("content-type") == "text/plain; charset=utf-8"
+
+
+@pytest.mark.curl
+def test_autoindex_link_followed_by_curl(srv: RunningServer, site: Site) -> None:
+    page = get(srv, "/listing/").body.decode("utf-8")
+    (xss_href,) = [h for h in re.findall(r'<a href="([^"]*)">', page) if "img" in h]
     via_curl = curl(srv.url("/listing/" + xss_href[2:]))
     assert via_curl.status == 200 and via_curl.body == site[f"listing/{XSS_NAME}"]
 
@@ -895,14 +921,14 @@ def _wait_for_banner(proc: subprocess.Popen, deadline: float) -> tuple[int | Non
     return (found[0] if found else None), "".join(lines)
 
 
+@pytest.mark.strace
+@pytest.mark.usefixtures("tmp_sendfile")
 def test_strace_multipart_goes_out_through_sendfile(site: Site) -> None:
-    strace = shutil.which("strace")
-    if strace is None:
-        pytest.skip("strace is not installed")
+    assert STRACE is not None
     pytest.importorskip("uvloop")
     log = site.root.parent / "strace.log"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [strace, "-f", "-s", "160", "-e", "trace=sendfile,sendto", "-o", str(log)]
+    command = [STRACE, "-f", "-s", "160", "-e", "trace=sendfile,sendto", "-o", str(log)]
     command += [sys.executable, "-m", "zerohttp", str(site.root), "--port", "0", "--loop", "uvloop"]
     proc = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -39,6 +39,9 @@ from zerohttp.body.zerocopy import (
 )
 from zerohttp.static.ranges import ByteRange, multipart_segments
 
+# Most tests here drive the real sendfile(2) from files under pytest's temp directory.
+pytestmark = pytest.mark.usefixtures("tmp_sendfile")
+
 
 @pytest.fixture(autouse=True)
 def whole_ranges_per_turn(monkeypatch: pytest.MonkeyPatch) -> None:
