@@ -991,7 +991,7 @@ def host_in_thread(app: Any, loop: str) -> Iterator[int]:
         thread.join(15)
 
 
-@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"], ids=["zerohttp-uvloop", "zerohttp-asyncio"])
 def test_zero_copy_proof_in_process(
     loop: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
