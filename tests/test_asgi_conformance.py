@@ -33,10 +33,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import pytest
 from apps.conformance import (
@@ -224,8 +224,11 @@ def srv(variant: str, data: Data) -> Iterator[Launched]:
         server.kill()
 
 
+Launcher = Callable[..., Launched]
+
+
 @pytest.fixture
-def launch(variant: str, data: Data) -> Iterator[Any]:
+def launch(variant: str, data: Data) -> Iterator[Launcher]:
     """Start an extra server of this variant with other flags; killed after the test."""
     started: list[Launched] = []
 
@@ -334,13 +337,16 @@ class Conn:
         data, self.buf = self.buf, b""
         return data
 
-    def at_eof(self, timeout: float = TIMEOUT) -> bool:
-        """True once the server closes with no further bytes; False if bytes arrive."""
-        self.sock.settimeout(timeout)
+    def quiet_for(self, seconds: float) -> bool:
+        """True if no byte arrives within ``seconds`` (and none is buffered)."""
+        self.sock.settimeout(seconds)
         try:
-            return not self.buf and not self._fill()
-        except ConnectionResetError:
-            return True
+            self._fill()
+        except TimeoutError:
+            return not self.buf
+        finally:
+            self.sock.settimeout(TIMEOUT)
+        return False
 
     def response(self, method: str = "GET") -> Response:
         head = self.read_until(b"\r\n\r\n")
@@ -430,7 +436,9 @@ def fetch_scope(server: Served, target: str, **kwargs: Any) -> dict[str, Any]:
     return scope
 
 
-def poll_record(server: Served, rid: str, ready: Any, timeout: float = TIMEOUT) -> Any:
+def poll_record(
+    server: Served, rid: str, ready: Callable[[Any], bool], timeout: float = TIMEOUT
+) -> Any:
     """GET /record?id= until ``ready(record)``; the last record seen."""
     deadline = time.monotonic() + timeout
     while True:
@@ -542,7 +550,7 @@ def test_scope_state_is_a_shallow_copy_per_request(srv: Launched) -> None:
     assert len(second["state"]["shared"]) == len(first["state"]["shared"]) + 1
 
 
-def test_root_path_prefixes_path(launch: Any) -> None:
+def test_root_path_prefixes_path(launch: Launcher) -> None:
     server = launch("--root-path", "/api")
     scope = fetch_scope(server, "/echo/caf%C3%A9?q=1")
     assert scope["root_path"] == "/api"
@@ -634,11 +642,7 @@ def test_expect_100_continue_sent_when_the_app_reads(srv: Launched) -> None:
             "/upload?first_wait=0.5",
             [("Content-Length", str(len(content))), ("Expect", "100-continue")],
         )
-        conn.sock.settimeout(0.25)
-        with pytest.raises(TimeoutError):
-            conn._fill()
-        assert conn.buf == b"", "100 Continue came before the app called receive()"
-        conn.sock.settimeout(TIMEOUT)
+        assert conn.quiet_for(0.25), f"{conn.buf!r} came before the app called receive()"
         interim = conn.response()
         assert (interim.version, interim.status) == ("HTTP/1.1", 100)
         conn.send(content)
@@ -833,7 +837,7 @@ def test_websocket_upgrade_is_refused_cleanly(srv: Launched) -> None:
 # --- lifespan ------------------------------------------------------------------------------
 
 
-def test_lifespan_startup_and_shutdown_run(launch: Any, tmp_path: Path) -> None:
+def test_lifespan_startup_and_shutdown_run(launch: Launcher, tmp_path: Path) -> None:
     marker = tmp_path / "shutdown.json"
     server = launch(marker=marker)
     assert fetch(server, "/lifespan").json() == {
@@ -846,7 +850,7 @@ def test_lifespan_startup_and_shutdown_run(launch: Any, tmp_path: Path) -> None:
     assert json.loads(marker.read_text()) == ["startup", "shutdown"]
 
 
-def test_lifespan_off_runs_none(launch: Any, tmp_path: Path) -> None:
+def test_lifespan_off_runs_none(launch: Launcher, tmp_path: Path) -> None:
     marker = tmp_path / "shutdown.json"
     server = launch("--lifespan", "off", marker=marker)
     report = fetch(server, "/lifespan").json()
@@ -858,7 +862,7 @@ def test_lifespan_off_runs_none(launch: Any, tmp_path: Path) -> None:
     assert not marker.exists(), "lifespan shutdown ran with --lifespan off"
 
 
-def test_lifespan_auto_with_an_app_that_raises_still_serves(launch: Any) -> None:
+def test_lifespan_auto_with_an_app_that_raises_still_serves(launch: Launcher) -> None:
     # lifespan.rst: if the app raises on the lifespan scope the server "must continue but
     # not send any lifespan events"
     server = launch("--lifespan", "auto", app="apps.conformance:broken_lifespan_app")
@@ -945,7 +949,7 @@ class SendfileCounter:
 
 
 @contextlib.contextmanager
-def host_in_thread(app: Any, loop: str) -> Iterator[int]:
+def host_in_thread(app: Any, loop: Literal["uvloop", "asyncio"]) -> Iterator[int]:
     """zerohttp's ASGI host serving ``app`` in a thread of this process; yields the port."""
     from zerohttp import Config, Server
     from zerohttp.loops import loop_factory
@@ -993,7 +997,7 @@ def host_in_thread(app: Any, loop: str) -> Iterator[int]:
 
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"], ids=["zerohttp-uvloop", "zerohttp-asyncio"])
 def test_zero_copy_proof_in_process(
-    loop: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    loop: Literal["uvloop", "asyncio"], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """zerohttp only: a FastAPI FileResponse (pathsend) and a 1 MiB Range of it (one
     zerocopysend: Starlette itself streams every Range as body bytes) go out by sendfile."""
