@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .http.accesslog import ACCESS_LOG_FORMATS
 from .static.options import StaticOptions
 from .static.options import option as _opt
+from .tls import TLSSettings
 
 LoopName = Literal["auto", "uvloop", "asyncio"]
 LOOP_NAMES: tuple[LoopName, ...] = ("auto", "uvloop", "asyncio")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+LIFESPAN_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,41 @@ class Config(StaticOptions):
     workers: int = _opt(
         1, "worker processes, each with its own loop, sharing the port through SO_REUSEPORT"
     )
+    access_log: str = _opt(
+        "off",
+        "access log format: off, common, combined (as Apache/nginx) or json (one object a line)",
+        choices=ACCESS_LOG_FORMATS,
+    )
+    access_log_file: str = _opt("", "write the access log to this file (default: stdout)")
+    metrics_port: int = _opt(
+        -1, "serve Prometheus metrics at /metrics on this port (-1: off; 0 picks a free one)"
+    )
+    metrics_host: str = _opt("127.0.0.1", "address of the metrics listener")
+    app: Any = _opt(
+        "",
+        "host an ASGI application, MODULE:ATTRIBUTE imported from the current directory "
+        "(or, from Python, the application object)",
+    )
+    factory: bool = _opt(False, "--app names a factory: call it to get the application")
+    root_path: str = _opt("", "ASGI root_path: the prefix the application is mounted under")
+    lifespan: str = _opt(
+        "auto", "ASGI lifespan: auto (if the app supports it), on, off", choices=LIFESPAN_MODES
+    )
+    ssl_certfile: str = _opt("", "TLS: certificate chain (PEM); serves HTTPS when given")
+    ssl_keyfile: str = _opt("", "TLS: private key (PEM), if not in --ssl-certfile")
+    ssl_keyfile_password: str = _opt("", "TLS: password of an encrypted --ssl-keyfile")
+    ssl_ciphers: str = _opt("", "TLS: OpenSSL cipher list for TLS 1.2 (default: OpenSSL's)")
+    ssl_ca_certs: str = _opt(
+        "", "TLS: CA certificates (PEM) that client certificates must chain to"
+    )
+    ssl_cert_reqs: int = _opt(
+        0, "TLS: client certificates: 0 not asked, 1 optional, 2 required (as ssl.CERT_*)"
+    )
+    mount: tuple[str, ...] = _opt(
+        (),
+        "with --app: serve DIR natively under /PREFIX, as /PREFIX=DIR (repeatable)",
+        list="repeat",
+    )
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot work, with the CLI flag's name in the message."""
@@ -74,7 +112,49 @@ class Config(StaticOptions):
             raise ConfigError(f"--workers {self.workers}: must be at least 1")
         if self.workers > 1 and (not hasattr(socket, "SO_REUSEPORT") or not hasattr(os, "fork")):
             raise ConfigError("--workers needs SO_REUSEPORT and fork() (Linux, BSD, macOS)")
+        if self.access_log not in ACCESS_LOG_FORMATS:
+            raise ConfigError(
+                f"--access-log {self.access_log}: must be one of {', '.join(ACCESS_LOG_FORMATS)}"
+            )
+        if not -1 <= self.metrics_port <= 65535:
+            raise ConfigError(f"--metrics-port {self.metrics_port}: must be -1 (off) to 65535")
+        if self.lifespan not in LIFESPAN_MODES:
+            raise ConfigError(f"--lifespan {self.lifespan}: must be one of auto, on, off")
+        if self.root_path and not self.root_path.startswith("/"):
+            raise ConfigError(f"--root-path {self.root_path!r}: must start with /")
+        if self.mount and not self.app:
+            raise ConfigError("--mount needs --app (without an app, ROOT is served at /)")
+        self.mounts  # noqa: B018 - raises ConfigError for a malformed entry
+        if not self.ssl_certfile and (self.ssl_keyfile or self.ssl_ca_certs):
+            raise ConfigError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
+        if self.ssl_cert_reqs not in (0, 1, 2):
+            raise ConfigError(f"--ssl-cert-reqs {self.ssl_cert_reqs}: must be 0, 1 or 2")
         StaticOptions.__post_init__(self)  # slots dataclasses lose zero-argument super()
+
+    @property
+    def mounts(self) -> list[tuple[str, str]]:
+        """``--mount`` entries as (URL prefix without trailing slash, directory)."""
+        found = []
+        for entry in self.mount:
+            prefix, sep, directory = entry.partition("=")
+            prefix = prefix.rstrip("/")
+            if not sep or not prefix.startswith("/") or not directory:
+                raise ConfigError(f"--mount {entry!r}: expected /PREFIX=DIR, e.g. /static=public")
+            found.append((prefix, directory))
+        return found
+
+    @property
+    def tls(self) -> TLSSettings | None:
+        if not self.ssl_certfile:
+            return None
+        return TLSSettings(
+            self.ssl_certfile,
+            self.ssl_keyfile,
+            self.ssl_keyfile_password,
+            self.ssl_ciphers,
+            self.ssl_ca_certs,
+            self.ssl_cert_reqs,
+        )
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

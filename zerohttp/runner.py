@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import Callable
 
+from .asgi.loader import load_app
 from .config import Config
+from .errors import ConfigError
 from .loops import loop_factory
+from .metrics import make_snapshot_dir
 from .server import Server, banner_line, check_root, serve
 from .workers import run_workers
 
@@ -22,13 +26,27 @@ def run(config: Config, *, on_started: Callable[[Server], None] | None = None) -
     """Choose the loop, serve until interrupted; with ``workers > 1``, fork them first."""
     loop_name, factory = loop_factory(config.loop)
     config = config.replace(root=check_root(config.root))
+    if config.app:
+        # imported before any fork (workers share it, like gunicorn's preload), so a bad
+        # --app is one error line, not one per worker; Server gets the same object back
+        load_app(config.app, factory=config.factory)
     if config.workers > 1:
-        run_workers(config, lambda cfg, ready: run_one(cfg, factory, ready), loop_name)
+        if config.metrics_port == 0:
+            raise ConfigError("--metrics-port 0 with --workers: name the port the workers share")
+        snapshots = make_snapshot_dir() if config.metrics_port > 0 else None
+        try:
+            run_workers(
+                config, lambda cfg, ready: run_one(cfg, factory, ready, snapshots), loop_name
+            )
+        finally:
+            if snapshots is not None:
+                shutil.rmtree(snapshots, ignore_errors=True)
         return
 
     def banner(server: Server) -> None:
         host, port = server.addresses[0]
-        logger.info("%s", banner_line(server.config, loop_name, host, port))
+        line = banner_line(server.config, loop_name, host, port, server.metrics_port)
+        logger.info("%s", line)
         if on_started is not None:
             on_started(server)
 
@@ -39,12 +57,13 @@ def run_one(
     config: Config,
     factory: Callable[[], asyncio.AbstractEventLoop],
     on_started: Callable[[Server], None] | None,
+    snapshot_dir: str | None = None,
 ) -> None:
     """One process, one event loop, one server."""
     loop = factory()
     try:
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(serve(config, on_started=on_started))
+        loop.run_until_complete(serve(config, on_started=on_started, snapshot_dir=snapshot_dir))
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()

@@ -8,19 +8,31 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
 
 from . import __version__
+from .asgi.host import ASGIHost, Mount
+from .asgi.lifespan import Lifespan
+from .asgi.loader import load_app
 from .body.zerocopy import cork_style, sendfile_function
 from .config import Config
 from .errors import ConfigError
+from .http.accesslog import AccessLog
 from .http.connection import Handler, HTTPConnection, ServerState
+from .http.stats import Stats
+from .metrics import SNAPSHOT_SECONDS, MetricsHandler, ProcessStats
+from .static.filecache import FileCache
 from .static.handler import StaticHandler
+from .tls import ktls_unavailable_reason, server_context
 
 logger = logging.getLogger("zerohttp")
 
 
 def body_path_description(config: Config) -> str:
     """Which way file bodies leave, for the start banner."""
+    if config.tls is not None:
+        return f"fallback (aiofiles reads; TLS without kTLS: {ktls_unavailable_reason()})"
     if not config.sendfile:
         return "fallback (aiofiles reads; --no-sendfile)"
     if sendfile_function() is None:
@@ -41,15 +53,105 @@ def check_root(root: str) -> str:
 class Server:
     """A listening zerohttp server on the running event loop."""
 
-    def __init__(self, config: Config, handler: Handler | None = None) -> None:
+    def __init__(
+        self, config: Config, handler: Handler | None = None, *, snapshot_dir: str | None = None
+    ) -> None:
         self.config = config.replace(root=check_root(config.root))
-        self.handler = handler or StaticHandler(self.config)
+        self.lifespan: Lifespan | None = None
+        tls = self.config.tls
+        self.ssl_context = server_context(tls) if tls is not None else None
+        self.handler = handler or self._default_handler()
         zero_copy = self.config.sendfile and sendfile_function() is not None
-        self.state = ServerState(self.config, self.handler, zero_copy=zero_copy)
+        form = self.config.access_log
+        self.access_log = (
+            AccessLog(form, self.config.access_log_file)  # type: ignore[arg-type]
+            if form != "off"
+            else None
+        )
+        stats = Stats() if self.config.metrics_port >= 0 else None
+        self.state = ServerState(
+            self.config,
+            self.handler,
+            zero_copy=zero_copy,
+            access_log=self.access_log,
+            stats=stats,
+        )
+        self.metrics: ProcessStats | None = None
+        self._metrics_server: asyncio.Server | None = None
+        self._snapshots: asyncio.TimerHandle | None = None
+        if stats is not None:
+            state = self.state
+            self.metrics = ProcessStats(
+                stats, lambda: len(state.connections), self._caches(), snapshot_dir
+            )
         self._server: asyncio.Server | None = None
+
+    def _default_handler(self) -> Handler:
+        """The static files under ROOT, or the ASGI application with its mounts."""
+        config = self.config
+        if not config.app:
+            return StaticHandler(config)
+        app = load_app(config.app, factory=config.factory)
+        self.lifespan = Lifespan(app, config.lifespan)  # type: ignore[arg-type]
+        mounts = [
+            Mount(quote(prefix).encode("ascii"), StaticHandler(config.replace(root=check_root(d))))
+            for prefix, d in config.mounts
+        ]
+        state = self.lifespan.state if config.lifespan != "off" else None
+        scheme = "https" if self.ssl_context is not None else "http"
+        return ASGIHost(app, root_path=config.root_path, mounts=mounts, state=state, scheme=scheme)
+
+    def _caches(self) -> list[FileCache]:
+        handler = self.handler
+        handlers = [m.handler for m in handler.mounts] if isinstance(handler, ASGIHost) else []
+        if isinstance(handler, StaticHandler):
+            handlers.append(handler)
+        return [h.cache for h in handlers if h.cache is not None]
+
+    async def _start_metrics(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The metrics listener: our own connection layer with a one-page handler."""
+        assert self.metrics is not None
+        state = ServerState(self.config, MetricsHandler(self.metrics), zero_copy=False)
+        host, port = self.config.metrics_host, self.config.metrics_port
+        try:
+            self._metrics_server = await loop.create_server(
+                lambda: HTTPConnection(state),
+                host,
+                port,
+                reuse_address=True,
+                reuse_port=self.config.workers > 1 or None,
+            )
+        except OSError as exc:
+            raise ConfigError(f"--metrics-port {port}: cannot listen on {host}: {exc}") from None
+        if self.metrics.snapshot_dir is not None:
+            self._write_snapshot(loop)
+
+    def _write_snapshot(self, loop: asyncio.AbstractEventLoop) -> None:
+        assert self.metrics is not None
+        try:
+            self.metrics.write_snapshot()
+        except OSError as exc:
+            logger.warning("metrics: cannot write the worker snapshot: %s", exc)
+        self._snapshots = loop.call_later(SNAPSHOT_SECONDS, self._write_snapshot, loop)
+
+    @property
+    def metrics_port(self) -> int | None:
+        if self._metrics_server is None:
+            return None
+        return int(self._metrics_server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.metrics is not None:
+            await self._start_metrics(loop)
+        if self.access_log is not None:
+            try:
+                self.access_log.open()
+            except OSError as exc:
+                raise ConfigError(f"--access-log-file {self.access_log.path!r}: {exc}") from None
+            self.access_log.start(loop)
+        if self.lifespan is not None:
+            await self.lifespan.startup()  # before the first connection is accepted
         try:
             self._server = await loop.create_server(
                 lambda: HTTPConnection(self.state),
@@ -58,6 +160,8 @@ class Server:
                 backlog=self.config.backlog,
                 reuse_address=True,
                 reuse_port=self.config.workers > 1 or None,
+                ssl=self.ssl_context,
+                ssl_handshake_timeout=self.config.header_timeout if self.ssl_context else None,
             )
         except OSError as exc:
             raise ConfigError(_bind_error(self.config, exc)) from None
@@ -90,9 +194,23 @@ class Server:
                 connection.close_if_idle()
         for connection in list(self.state.connections):
             connection.abort()
+        for task in list(self.state.responders):  # app calls that outlived their connection
+            task.cancel()
+        if self.state.responders:
+            await asyncio.wait(list(self.state.responders), timeout=1.0)
         self.state.stop_sweeping()
         if self._server is not None:
             await self._server.wait_closed()
+        if self.lifespan is not None:
+            await self.lifespan.shutdown()
+        if self.access_log is not None:
+            await self.access_log.close()
+        if self._snapshots is not None:
+            self._snapshots.cancel()
+            assert self.metrics is not None
+            self.metrics.write_snapshot()  # the last counts of this worker
+        if self._metrics_server is not None:
+            self._metrics_server.close()
 
 
 def _bind_error(config: Config, exc: OSError) -> str:
@@ -104,9 +222,14 @@ def _bind_error(config: Config, exc: OSError) -> str:
     return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
-async def serve(config: Config, *, on_started: Callable[[Server], None] | None = None) -> None:
+async def serve(
+    config: Config,
+    *,
+    on_started: Callable[[Server], None] | None = None,
+    snapshot_dir: str | None = None,
+) -> None:
     """Run a server until cancelled or until SIGINT/SIGTERM, then shut down gracefully."""
-    server = Server(config)
+    server = Server(config, snapshot_dir=snapshot_dir)
     await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -123,10 +246,30 @@ async def serve(config: Config, *, on_started: Callable[[Server], None] | None =
         await server.shutdown()
 
 
-def banner_line(config: Config, loop_name: str, host: str, port: int) -> str:
+def banner_line(
+    config: Config, loop_name: str, host: str, port: int, metrics_port: int | None = None
+) -> str:
     shown = f"[{host}]" if ":" in host else host
     workers = f", workers: {config.workers}" if config.workers > 1 else ""
+    if metrics_port is None and config.metrics_port > 0:
+        metrics_port = config.metrics_port
+    if metrics_port is not None:
+        metrics_host = config.metrics_host
+        metrics_host = f"[{metrics_host}]" if ":" in metrics_host else metrics_host
+        workers += f", metrics: http://{metrics_host}:{metrics_port}/metrics"
+    what = config.root
+    scheme = "https" if config.tls is not None else "http"
+    if config.app:
+        name = config.app if isinstance(config.app, str) else app_name(config.app)
+        mounts = "".join(f", {prefix}/ -> {d}" for prefix, d in config.mounts)
+        what = f"ASGI app {name}{mounts}"
     return (
-        f"zerohttp {__version__} serving {config.root} on http://{shown}:{port}/ "
+        f"zerohttp {__version__} serving {what} on {scheme}://{shown}:{port}/ "
         f"(loop: {loop_name}, body: {body_path_description(config)}{workers})"
     )
+
+
+def app_name(app: Any) -> str:
+    module = getattr(app, "__module__", None) or type(app).__module__
+    name = getattr(app, "__qualname__", None) or type(app).__qualname__
+    return f"{module}:{name}"

@@ -1,1 +1,1 @@
-"""ASGI applications the conformance battery hosts (``apps.conformance:app`` from tests/)."""
+"""ASGI apps that the end-to-end tests run under real servers (uvicorn, ``zerohttp --app``)."""

@@ -9,6 +9,10 @@ transport, file bodies zero-copy straight onto the socket, or through the aiofil
 fallback — and keeps the connection's bookkeeping: keep-alive, pipelining order,
 discarded request bodies, timeouts and flow control.
 
+A handler answers synchronously with a ``Response`` (the static files) or with a
+``Responder``, which then runs as a task over an ``Exchange`` (``exchange.py``): it reads
+the request body as it arrives and writes its response through the same body paths.
+
 Flow control invariant: the transport's write-buffer limits are (0, 0), so it pauses us
 the moment anything stays buffered, and no new response starts until it is empty again.
 That bounds buffered output to one response and makes direct socket writes safe.
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Coroutine
 from typing import Any, Protocol, cast
 
@@ -34,6 +39,8 @@ from ..body.zerocopy import (
 )
 from ..static.dates import DateHeader
 from ..static.response import FileBody, RequestHead, Response, error_response
+from .accesslog import AccessLog, AccessRecord
+from .exchange import BODY_HIGH_WATER, Exchange, Responder
 from .http11 import (
     CONTINUE_100,
     declared_body,
@@ -43,12 +50,15 @@ from .http11 import (
     request_error,
 )
 from .simple_head import read_simple_head
+from .stats import Stats
 
 logger = logging.getLogger("zerohttp")
 
 # How long a lingering close waits for the client's EOF before closing anyway.
 LINGER_SECONDS = 2.0
 NEVER = float("inf")
+# Bytes an SSL transport may buffer before it pauses us (see connection_made).
+TLS_WRITE_HIGH = 256 * 1024
 
 
 def header_pairs(event: h11.Request) -> tuple[tuple[bytes, bytes], ...]:
@@ -79,19 +89,31 @@ class ConnectionSettings(Protocol):
 
 
 class Handler(Protocol):
-    def handle(self, request: RequestHead) -> Response: ...
+    def handle(self, request: RequestHead) -> Response | Responder: ...
 
 
 class ServerState:
     """What every connection of one server shares."""
 
-    def __init__(self, config: ConnectionSettings, handler: Handler, *, zero_copy: bool) -> None:
+    def __init__(
+        self,
+        config: ConnectionSettings,
+        handler: Handler,
+        *,
+        zero_copy: bool,
+        access_log: AccessLog | None = None,
+        stats: Stats | None = None,
+    ) -> None:
         self.config = config
         self.handler = handler
         self.zero_copy = zero_copy
         self.date = DateHeader()
         self.connections: set[HTTPConnection] = set()
-        self.log_responses = logger.isEnabledFor(logging.DEBUG)
+        self.responders: set[asyncio.Task[None]] = set()  # may outlive their connection
+        self.access_log = access_log
+        self.debug_responses = logger.isEnabledFor(logging.DEBUG)
+        self.stats = stats
+        self.log_responses = self.debug_responses or access_log is not None or stats is not None
         timeouts = (config.keepalive_timeout, config.header_timeout, LINGER_SECONDS)
         self.sweep_interval = min(1.0, min(timeouts) / 4)
         self._sweeper: asyncio.TimerHandle | None = None
@@ -122,6 +144,9 @@ class HTTPConnection(asyncio.Protocol):
         self.sock: socket.socket | None = None  # borrows the transport's fd, for send(MSG_MORE)
         self.zero_copy = state.zero_copy
         self.closing = False
+        self.tls = False
+        self.remote_addr: str | None = None  # for the access log, looked up once
+        self.request_started = 0.0  # perf_counter(), kept only while responses are logged
         self.read_paused = False
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
@@ -131,6 +156,7 @@ class HTTPConnection(asyncio.Protocol):
         self.task: asyncio.Task[None] | None = None
         self.busy = False  # a response is still being written asynchronously
         self.body_in_flight: FileBody | None = None
+        self.exchange: Exchange | None = None  # a Responder's request in progress
         self.linger = False  # the client may still be sending: half-close before closing
         # Unparsed bytes stay in ``buffer`` until the start of a request cycle, where
         # ``read_simple_head`` reads the common shape; anything else goes to a fresh h11
@@ -140,6 +166,7 @@ class HTTPConnection(asyncio.Protocol):
         # per request cycle
         self.parser: h11.Connection | None = None
         self.request: RequestHead | None = None
+        self.pending: Response | None = None  # sent once the request body has been dropped
         self.discarded = 0
         self.sent_continue = False
 
@@ -159,12 +186,18 @@ class HTTPConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.transport = transport
-        transport.set_write_buffer_limits(high=0, low=0)
         # TCP_NODELAY: both loops set it on every TCP transport (asyncio's _set_nodelay,
         # uvloop's TCPTransport); tests/test_e2e_http.py checks that they still do.
-        raw = transport.get_extra_info("socket")
-        if raw is None or transport.get_extra_info("sslcontext") is not None:
+        if transport.get_extra_info("sslcontext") is not None:
+            # An SSL transport with a high-water mark of 0 pauses its writing for good (the
+            # head goes out, the body never does): give it room, and bodies by reading.
+            self.tls = True
             self.zero_copy = False
+            transport.set_write_buffer_limits(high=TLS_WRITE_HIGH, low=TLS_WRITE_HIGH // 4)
+        else:
+            transport.set_write_buffer_limits(high=0, low=0)
+            if transport.get_extra_info("socket") is None:
+                self.zero_copy = False
         self.state.connections.add(self)
         self._arm_timer(self.config.header_timeout, idle=False)
 
@@ -179,7 +212,11 @@ class HTTPConnection(asyncio.Protocol):
         else:
             self.buffer = data
         if self.busy:
-            self._pause_reading()
+            exchange = self.exchange
+            if exchange is not None and not exchange.body_complete:
+                self._pump_body(exchange)
+            else:
+                self._pause_reading()
             return
         if self.idle:
             self._arm_timer(self.config.header_timeout, idle=False)
@@ -193,9 +230,16 @@ class HTTPConnection(asyncio.Protocol):
             self.parser.receive_data(b"")
         else:
             self.eof = True
-        if not self.busy and not self.closing:
+        exchange = self.exchange
+        if exchange is not None:
+            if not exchange.body_complete:
+                self._pump_body(exchange)
+            exchange.client_closed()
+        elif not self.busy and not self.closing:
             self._process()
-        return True  # keep the write side open for the response in progress
+        # keep the write side open for the response in progress (TLS has no half-close:
+        # asyncio warns that True has no effect there)
+        return not self.tls  # keep the write side open for the response in progress
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -212,6 +256,11 @@ class HTTPConnection(asyncio.Protocol):
             self.task.cancel()
         if self.body_in_flight is not None:
             self.body_in_flight.close()
+        if self.pending is not None:
+            self.pending.release()
+            self.pending = None
+        if self.exchange is not None:
+            self.exchange.connection_lost()  # the responder learns it; it is not cancelled
         self._close_socket()
         self.state.connections.discard(self)
 
@@ -248,8 +297,9 @@ class HTTPConnection(asyncio.Protocol):
             elif kind is h11.Data:
                 self._on_body_bytes(len(event.data))  # type: ignore[union-attr]
             elif kind is h11.EndOfMessage:
-                assert self.request is not None
-                self._dispatch(self.request, force_close=False)
+                response, self.pending = self.pending, None
+                assert response is not None and self.request is not None
+                self._respond(self.request, response, self._keep_alive(self.request, response))
             else:  # ConnectionClosed (PAUSED cannot happen: one parser per cycle)
                 self._close()
                 return
@@ -260,6 +310,8 @@ class HTTPConnection(asyncio.Protocol):
         )
 
     def _on_request(self, request: RequestHead) -> None:
+        if self.state.log_responses:
+            self.request_started = time.perf_counter()
         headers = request.headers
         status = request_error(
             request.http_version,
@@ -276,37 +328,57 @@ class HTTPConnection(asyncio.Protocol):
         if body == 0:
             # Complete already: h11's EndOfMessage would only cost another next_event();
             # the parser (if any) is dropped after the response, keeping what it buffered.
-            self._dispatch(request, force_close=False)
+            self._dispatch(request)
+            return
+        self._cancel_timer()
+        answer = self._handle(request)
+        if not isinstance(answer, Response):
+            self._start_exchange(request, answer, body_pending=True)
         elif body is None or body > self.config.max_discard_bytes:
             # A body we would read only to drop: answer now and close instead.
             self.linger = True
-            self._dispatch(request, force_close=True)
+            self._respond(request, answer, keep_alive=False)
+        else:
+            self.pending = answer
 
     def _on_body_bytes(self, count: int) -> None:
         self.discarded += count
-        if self.discarded > self.config.max_discard_bytes and self.request is not None:
+        response = self.pending
+        if self.discarded > self.config.max_discard_bytes and response is not None:
+            self.pending = None
             self.linger = True
-            self._dispatch(self.request, force_close=True)
+            self._respond(self.request, response, keep_alive=False)
 
     def _need_data(self) -> None:
         request = self.request
         if (
             request is not None
+            and self.pending is not None
             and not self.sent_continue
             and expects_continue(request.http_version, request.headers)
         ):
             self.sent_continue = True
-            self._write(CONTINUE_100)
+            self.write(CONTINUE_100)
 
-    def _dispatch(self, request: RequestHead, *, force_close: bool) -> None:
+    def _dispatch(self, request: RequestHead) -> None:
+        """A request whose body (if any) is complete: answer it, or start its responder."""
         self._cancel_timer()
-        keep_alive = not force_close and keep_alive_requested(request.http_version, request.headers)
+        answer = self._handle(request)
+        if isinstance(answer, Response):
+            self._respond(request, answer, self._keep_alive(request, answer))
+        else:
+            self._start_exchange(request, answer, body_pending=False)
+
+    def _handle(self, request: RequestHead) -> Response | Responder:
         try:
-            response = self.state.handler.handle(request)
+            return self.state.handler.handle(request)
         except Exception:
             logger.exception("handler failed for %r", request.target)
-            response = error_response(500, close=True)
-        self._respond(request, response, keep_alive and not response.close)
+            return error_response(500, close=True)
+
+    @staticmethod
+    def _keep_alive(request: RequestHead, response: Response) -> bool:
+        return not response.close and keep_alive_requested(request.http_version, request.headers)
 
     def _refuse(self, status: int) -> None:
         """Answer a request we cannot parse or accept, then close."""
@@ -333,8 +405,9 @@ class HTTPConnection(asyncio.Protocol):
                 return
             body.close()
             body = b""
-        self._write(head + body if body else head)
-        self._log(request, response.status, "memory")
+        self.write(head + body if body else head)
+        if self.state.log_responses:
+            self._log(request, response.status, "memory", len(body))
         self._response_done(keep_alive)
 
     def _response_done(self, keep_alive: bool) -> None:
@@ -403,7 +476,7 @@ class HTTPConnection(asyncio.Protocol):
             return
         body.close()
         if self.state.log_responses:
-            self._log(request, status, "sendfile")
+            self._log(request, status, "sendfile", body.length)
         self._response_done(keep)
 
     async def _stream_file(
@@ -416,23 +489,15 @@ class HTTPConnection(asyncio.Protocol):
         transfer: FileTransfer | None,
     ) -> None:
         """Finish a body that could not go out at once: by sendfile, or by reading."""
-        path = "sendfile"
         try:
-            if transfer is not None:
-                try:
-                    await complete_transfer(self.loop, transfer, self.config.send_timeout)
-                except SendfileUnsupported:
-                    segments, transfer = transfer.remaining(), None
-            if transfer is None:
-                path = "fallback"
-                await self._drain()
-                await copy_segments(body.fd, segments, self._write, self._drain)
+            path = await self._finish_transfer(body.fd, segments, transfer)
         except (FileShrank, OSError, TimeoutError) as exc:
             self._abort(exc)
             return
         finally:
             body.close()
-        self._log(request, status, path)
+        if self.state.log_responses:
+            self._log(request, status, path, body.length)
         self._response_done(keep)
         self._process()
 
@@ -445,7 +510,7 @@ class HTTPConnection(asyncio.Protocol):
         keep: bool,
     ) -> None:
         try:
-            await self._drain()
+            await self.drain()
         except (OSError, TimeoutError) as exc:
             body.close()
             self._abort(exc)
@@ -455,6 +520,128 @@ class HTTPConnection(asyncio.Protocol):
             raise
         self._send_file(request, status, segments, body, keep)
         self._process()
+
+    async def _finish_transfer(
+        self, fd: int, segments: list[Segment], transfer: FileTransfer | None
+    ) -> str:
+        """Complete ``transfer`` (or send ``segments`` by reading, when there is none, or
+        when sendfile turns out not to work before a byte went); the body path used."""
+        if transfer is not None:
+            try:
+                await complete_transfer(self.loop, transfer, self.config.send_timeout)
+                return "sendfile"
+            except SendfileUnsupported:
+                segments = transfer.remaining()
+        await self.drain()
+        await copy_segments(fd, segments, self.write, self.drain)
+        return "fallback"
+
+    async def send_segments(self, fd: int, segments: list[Segment]) -> str:
+        """For an exchange: bytes and ranges of ``fd`` in order, zero-copy when possible.
+
+        Raises FileShrank, OSError or TimeoutError; the caller aborts the connection.
+        """
+        await self.drain()  # what the transport holds goes first
+        sock = self.sock
+        if sock is None and self.zero_copy:
+            sock = self._direct_socket()
+        if sock is None or self.closing:
+            return await self._finish_transfer(fd, segments, None)
+        transfer = FileTransfer(sock, fd, segments)
+        try:
+            if transfer.pump():
+                return "sendfile"
+        except SendfileUnsupported:
+            return await self._finish_transfer(fd, transfer.remaining(), None)
+        return await self._finish_transfer(fd, [], transfer)
+
+    # --- exchanges: requests answered by a Responder -------------------------------------
+
+    def _start_exchange(
+        self, request: RequestHead, responder: Responder, *, body_pending: bool
+    ) -> None:
+        keep_alive = keep_alive_requested(request.http_version, request.headers)
+        exchange = Exchange(self, request, body_pending=body_pending, keep_alive=keep_alive)
+        self.exchange = exchange
+        self.busy = True
+        task = self.loop.create_task(self._run_responder(responder, exchange))
+        exchange.task = task
+        responders = self.state.responders
+        responders.add(task)
+        task.add_done_callback(responders.discard)
+        if body_pending:
+            self._pump_body(exchange)
+
+    async def _run_responder(self, responder: Responder, exchange: Exchange) -> None:
+        try:
+            await responder.run(exchange)
+        except Exception:
+            logger.exception("responder failed for %r", exchange.request.target)
+        finally:
+            exchange.fail()  # a no-op once the response is complete
+
+    def _pump_body(self, exchange: Exchange) -> None:
+        """Move the request body from h11 to the exchange; stop reading above the mark."""
+        parser = self.parser
+        while parser is not None and not exchange.body_complete:
+            try:
+                event = parser.next_event()
+            except h11.RemoteProtocolError as exc:
+                self.abort_exchange(exchange, exc)
+                return
+            kind = type(event)
+            if kind is h11.Data:
+                exchange.feed(event.data)  # type: ignore[union-attr]
+            elif kind is h11.EndOfMessage:
+                exchange.feed_end()
+            elif event is h11.NEED_DATA:
+                break
+            else:  # ConnectionClosed before the body ended
+                exchange.client_closed()
+                break
+        if exchange.buffered > BODY_HIGH_WATER:
+            self._pause_reading()
+
+    def resume_body(self) -> None:
+        """The responder took the buffered body: read on, unless a next request waits."""
+        exchange = self.exchange
+        if self.read_paused and exchange is not None and not exchange.body_complete:
+            self.read_paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+            self._pump_body(exchange)
+
+    def date_line(self) -> bytes:
+        return self.state.date.line()
+
+    def exchange_done(self, exchange: Exchange) -> None:
+        """The response is complete: on to the next request (the responder may run on)."""
+        if self.exchange is not exchange:
+            return
+        self.exchange = None
+        keep_alive = exchange.keep_alive and not self.closing
+        if not exchange.body_complete:
+            keep_alive = False  # the rest of the body is still coming: never parse it as a head
+            self.linger = True
+        if self.state.log_responses:
+            self._log(exchange.request, exchange.status, exchange.body_path, exchange.body_bytes)
+        self._response_done(keep_alive)
+        if not self.busy:
+            self._process()
+
+    def exchange_failed(self, exchange: Exchange) -> None:
+        """Nothing of the response went out: answer 500 and close."""
+        if self.exchange is not exchange:
+            return
+        self.exchange = None
+        self.linger = not exchange.body_complete
+        self._respond(exchange.request, error_response(500, close=True), keep_alive=False)
+
+    def abort_exchange(self, exchange: Exchange, exc: BaseException) -> None:
+        if self.exchange is exchange:
+            self.exchange = None
+        exchange.connection_lost()
+        self._abort(exc)
 
     def _direct_socket(self) -> socket.socket | None:
         """A socket object over the transport's own descriptor, for send(MSG_MORE).
@@ -485,14 +672,14 @@ class HTTPConnection(asyncio.Protocol):
 
     async def _drain_then_continue(self) -> None:
         try:
-            await self._drain()
+            await self.drain()
         except (OSError, TimeoutError) as exc:
             self._abort(exc)
             return
         self._next_cycle()
         self._process()
 
-    async def _drain(self) -> None:
+    async def drain(self) -> None:
         """Wait until the transport has sent everything it holds."""
         if not self.write_paused:
             return
@@ -517,7 +704,7 @@ class HTTPConnection(asyncio.Protocol):
             else:
                 waiter.set_exception(exc)
 
-    def _write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closing:
             self.transport.write(data)
 
@@ -588,12 +775,52 @@ class HTTPConnection(asyncio.Protocol):
             sock, self.sock = self.sock, None
             sock.detach()
 
-    def _log(self, request: RequestHead | None, status: int, path: str) -> None:
-        """One debug line per response (callers on the hot path check log_responses first)."""
-        if self.state.log_responses:
+    def _log(self, request: RequestHead | None, status: int, path: str, body_bytes: int) -> None:
+        """The metrics, access log line and debug line of a response (callers check
+        ``state.log_responses`` first: the hot path pays one attribute test)."""
+        state = self.state
+        if state.stats is not None:
+            duration = time.perf_counter() - self.request_started
+            state.stats.count(
+                request.method if request else b"", status, path, body_bytes, duration
+            )
+        if state.access_log is not None:
+            state.access_log.add(self._access_record(request, status, path, body_bytes))
+        if state.debug_responses:
             target = request.target.decode("latin-1") if request else "-"
             method = request.method.decode("latin-1") if request else "-"
             logger.debug("%s %s %d body=%s", method, target, status, path)
+
+    def _access_record(
+        self, request: RequestHead | None, status: int, path: str, body_bytes: int
+    ) -> AccessRecord:
+        if self.remote_addr is None:
+            peer = self.transport.get_extra_info("peername") if self.transport else None
+            self.remote_addr = str(peer[0]) if isinstance(peer, tuple) and peer else "-"
+        referer = agent = None
+        if request is None:
+            method = target = version = b""
+        else:
+            method, target, version = request.method, request.target, request.http_version
+            for name, value in request.headers:
+                if name == b"referer":
+                    referer = value
+                elif name == b"user-agent":
+                    agent = value
+        duration = time.perf_counter() - self.request_started
+        return AccessRecord(
+            self.remote_addr,
+            time.time(),
+            method,
+            target,
+            version,
+            status,
+            body_bytes,
+            duration,
+            referer,
+            agent,
+            path,
+        )
 
     # --- shutdown ------------------------------------------------------------------------
 

@@ -7,7 +7,9 @@ decide framing, keep-alive and limits for the *response* live here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ..static.response import SERVER_NAME, status_line
 
@@ -118,3 +120,95 @@ def render_head(
             b"\r\n",
         )
     )
+
+
+# --- responses written by an application (the ASGI host) ------------------------------
+
+# RFC 9110 §5.1 token and §5.5 field-value (no CR, LF or NUL; obs-text allowed).
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_FIELD_VALUE = re.compile(rb"[^\x00\r\n]*\Z")
+# Fields the connection layer owns: an application's copy would contradict our framing.
+HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding"})
+
+
+class InvalidResponse(ValueError):
+    """An application's status or header field that must not reach the wire."""
+
+
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """How an application's response body is delimited on the wire."""
+
+    length: int | None  # Content-Length the application declared
+    chunked: bool  # Transfer-Encoding: chunked added by us
+    bodiless: bool  # HEAD, 1xx, 204, 304: body bytes are dropped
+    keep_alive: bool
+
+
+def app_response_framing(
+    method: bytes,
+    http_version: bytes,
+    status: int,
+    headers: Headers,
+    *,
+    keep_alive: bool,
+) -> Framing:
+    """RFC 9112 §6: Content-Length if the app gave one, else chunked on 1.1, else close.
+
+    A HEAD response carries the framing fields a GET would have had, without the body.
+    """
+    length: int | None = None
+    for name, value in headers:
+        if name == b"content-length":
+            if not value.isdigit():
+                raise InvalidResponse(f"content-length {value!r} is not a number")
+            length = int(value)
+        elif name == b"connection" and b"close" in value.lower():
+            keep_alive = False
+    no_content = status < 200 or status in (204, 304)
+    bodiless = no_content or method == b"HEAD"
+    chunked = length is None and not no_content and http_version == b"1.1"
+    if length is None and not no_content and not chunked:
+        keep_alive = False  # HTTP/1.0: the end of the body is the end of the connection
+    return Framing(length, chunked, bodiless, keep_alive)
+
+
+def render_app_head(
+    status: int,
+    headers: Headers,
+    date_line: bytes,
+    framing: Framing,
+    *,
+    http10: bool,
+) -> bytes:
+    """The head for an application's response; refuses fields that could split it."""
+    if not 100 <= status <= 999:
+        raise InvalidResponse(f"status {status!r} is not a three-digit code")
+    lines = [status_line(status)]
+    names = {name for name, _ in headers}
+    if b"date" not in names:
+        lines.append(date_line)
+    if b"server" not in names:
+        lines.append(b"Server: " + SERVER_NAME + b"\r\n")
+    for name, value in headers:
+        if name in HOP_BY_HOP:
+            continue
+        if not _TOKEN.match(name) or not _FIELD_VALUE.match(value):
+            raise InvalidResponse(f"header field {name!r}: {value!r} is not valid HTTP")
+        lines.append(name + b": " + value.strip(b" \t") + b"\r\n")
+    if framing.chunked:
+        lines.append(b"Transfer-Encoding: chunked\r\n")
+    if not framing.keep_alive:
+        lines.append(b"Connection: close\r\n")
+    elif http10:
+        lines.append(b"Connection: keep-alive\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (RFC 9112 §7.1); empty data would end the body, so ''."""
+    return b"%x\r\n%s\r\n" % (len(data), data) if data else b""
+
+
+LAST_CHUNK = b"0\r\n\r\n"

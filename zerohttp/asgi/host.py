@@ -1,0 +1,205 @@
+"""zerohttp as an ASGI server: each request becomes one application call over an Exchange.
+
+The host advertises ``http.response.pathsend`` and ``http.response.zerocopysend``, so a
+Starlette/FastAPI ``FileResponse`` (which uses pathsend when offered) and any app that
+hands over an open file go out through the same sendfile path as the static server.
+``--mount /prefix=DIR`` paths never reach the application: the native static handler
+answers them synchronously, with its open-file cache.
+
+Send after the client has gone raises ``ClientDisconnected`` (an ``OSError``), as ASGI
+spec 2.4 asks; Starlette then stops streaming instead of polling ``receive``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from ..http.exchange import ClientDisconnected, Exchange, Responder
+from ..static.handler import StaticHandler
+from ..static.response import RequestHead, Response, error_response, render_fields
+from .loader import ASGIApp, Message
+
+logger = logging.getLogger("zerohttp")
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+BODY_MESSAGES = ("http.response.body", "http.response.zerocopysend", "http.response.pathsend")
+WEBSOCKET_REFUSAL = "WebSocket is not supported by zerohttp yet"
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """A URL prefix answered by the static handler for a directory."""
+
+    prefix: bytes  # "/static", percent-encoded as on the wire, no trailing slash
+    handler: StaticHandler
+
+    def matches(self, target: bytes) -> bool:
+        prefix = self.prefix
+        return target.startswith(prefix) and target[len(prefix) : len(prefix) + 1] in (
+            b"/",
+            b"?",
+            b"",
+        )
+
+    def handle(self, request: RequestHead) -> Response:
+        rest = request.target[len(self.prefix) :]
+        if not rest.startswith(b"/"):  # "/static" or "/static?x": the directory wants its slash
+            location = (self.prefix + b"/" + rest).decode("latin-1")
+            return error_response(308, [("Location", location)])
+        inner = RequestHead(request.method, rest, request.http_version, request.headers)
+        response = self.handler.handle(inner)
+        if response.status == 308:  # the handler's Location is relative to the mount
+            response.fields = response.fields.replace(
+                b"Location: /", b"Location: " + self.prefix + b"/", 1
+            )
+        return response
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """``(raw_path, query_string)``; an absolute-form target keeps only its path."""
+    if target[:8].lower().startswith((b"http://", b"https://")):
+        rest = target.split(b"//", 1)[1]
+        slash = rest.find(b"/")
+        mark = rest.find(b"?")
+        if slash < 0 or 0 <= mark < slash:
+            target = b"/" + (rest[mark:] if mark >= 0 else b"")
+        else:
+            target = rest[slash:]
+    path, _, query = target.partition(b"?")
+    return path, query.partition(b"#")[0]
+
+
+def is_websocket_upgrade(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    return any(name == b"upgrade" and b"websocket" in value.lower() for name, value in headers)
+
+
+def websocket_refusal() -> Response:
+    """501 with a body that says why, instead of passing a handshake the app cannot finish."""
+    body = WEBSOCKET_REFUSAL.encode("ascii") + b"\n"
+    fields = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    return Response(501, render_fields(fields), body)
+
+
+class ASGIHost:
+    """The connection layer's handler for an application (and its mounts)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        root_path: str = "",
+        mounts: Sequence[Mount] = (),
+        state: dict[str, Any] | None = None,
+        scheme: str = "http",
+    ) -> None:
+        self.app = app
+        self.root_path = root_path.rstrip("/")
+        self.mounts = tuple(mounts)
+        self.state = state
+        self.scheme = scheme
+
+    def handle(self, request: RequestHead) -> Response | Responder:
+        for mount in self.mounts:
+            if mount.matches(request.target):
+                return mount.handle(request)
+        if is_websocket_upgrade(request.headers):
+            return websocket_refusal()
+        return self  # the request runs as self.run(exchange)
+
+    def scope(self, exchange: Exchange) -> dict[str, Any]:
+        request = exchange.request
+        raw_path, query = split_target(request.target)
+        path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+        transport = exchange.connection.transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        local = transport.get_extra_info("sockname") if transport is not None else None
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": ASGI_VERSION,
+            "http_version": request.http_version.decode("ascii"),
+            "method": request.method.decode("ascii"),
+            "scheme": self.scheme,
+            "path": self.root_path + path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "root_path": self.root_path,
+            "headers": list(request.headers),
+            "client": _address(peer),
+            "server": _address(local),
+            "extensions": {"http.response.pathsend": {}, "http.response.zerocopysend": {}},
+        }
+        if self.state is not None:
+            scope["state"] = self.state.copy()  # shallow, per request (uvicorn#1902)
+        return scope
+
+    async def run(self, exchange: Exchange) -> None:
+        """One application call; whatever it leaves unfinished, the exchange completes."""
+
+        async def receive() -> Message:
+            got = await exchange.receive_body()
+            if got is None:
+                return {"type": "http.disconnect"}
+            return {"type": "http.request", "body": got[0], "more_body": got[1]}
+
+        async def send(message: Message) -> None:
+            await self._send(exchange, message)
+
+        try:
+            result: object = await self.app(self.scope(exchange), receive, send)  # type: ignore[func-returns-value]
+        except ClientDisconnected:
+            return  # raised by our send: the spec asks us not to log it
+        except Exception:
+            target = exchange.request.target.decode("latin-1")
+            logger.exception("Exception in ASGI application (%s)", target)
+            return
+        if result is not None:
+            logger.error("ASGI callable returned a value (%r) instead of None", result)
+        if not exchange.started and not exchange.lost:
+            logger.error("ASGI callable returned without starting a response")
+        elif not exchange.finished and not exchange.lost:
+            logger.error("ASGI callable returned without completing the response")
+
+    async def _send(self, exchange: Exchange, message: Message) -> None:
+        kind = message["type"]
+        if exchange.finished and kind in BODY_MESSAGES:
+            return  # ASGI: further messages on a complete response are ignored
+        if exchange.lost:
+            raise ClientDisconnected("client disconnected")
+        if kind == "http.response.start":
+            if exchange.started:
+                raise RuntimeError("http.response.start sent twice")
+            headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
+            exchange.start(int(message["status"]), headers)
+        elif kind == "http.response.body":
+            await exchange.write(
+                bytes(message.get("body", b"")), more=bool(message.get("more_body", False))
+            )
+        elif kind == "http.response.zerocopysend":
+            await exchange.send_file(
+                message["file"].fileno(),
+                message.get("offset"),
+                message.get("count"),
+                more=bool(message.get("more_body", False)),
+            )
+        elif kind == "http.response.pathsend":
+            path = message["path"]
+            if not os.path.isabs(path):
+                raise RuntimeError(f"http.response.pathsend needs an absolute path, not {path!r}")
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                await exchange.send_file(fd, 0, None, more=False)
+            finally:
+                os.close(fd)
+        else:
+            raise RuntimeError(f"unexpected ASGI message type {kind!r}")
+
+
+def _address(info: Any) -> tuple[str, int] | None:
+    if isinstance(info, tuple) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    return None

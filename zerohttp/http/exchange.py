@@ -1,0 +1,274 @@
+"""One request/response cycle handed to an asynchronous handler (the ASGI host).
+
+The connection layer owns the socket; an ``Exchange`` is the narrow channel through which
+a ``Responder`` reads the request body and writes its response. It keeps the rules that
+are about bytes, not about ASGI: body flow control (reading pauses while more than
+``BODY_HIGH_WATER`` bytes wait unread), ``100 Continue`` only once the body is asked for,
+framing (Content-Length, chunked or close-delimited), HEAD and 204/304 without body bytes,
+a head held back until the first body bytes (so a failure before them can still become a
+500), and file bodies through the zero-copy path the static server uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from ..body.zerocopy import FileShrank, Segment
+from ..static.ranges import ByteRange
+from .http11 import (
+    CONTINUE_100,
+    LAST_CHUNK,
+    Framing,
+    InvalidResponse,
+    app_response_framing,
+    chunk,
+    expects_continue,
+    render_app_head,
+)
+
+if TYPE_CHECKING:
+    from ..static.response import RequestHead
+
+# Unread request body buffered before the connection stops reading (uvicorn's value).
+BODY_HIGH_WATER = 65536
+
+
+class ClientDisconnected(OSError):
+    """The client is gone: what the ASGI 2.4 ``send`` raises instead of writing."""
+
+
+class Connection(Protocol):
+    """What an exchange needs of its connection (``HTTPConnection``)."""
+
+    transport: asyncio.Transport | None
+
+    def date_line(self) -> bytes: ...
+    def write(self, data: bytes) -> None: ...
+    async def drain(self) -> None: ...
+    async def send_segments(self, fd: int, segments: list[Segment]) -> str: ...
+    def resume_body(self) -> None: ...
+    def exchange_done(self, exchange: Exchange) -> None: ...
+    def exchange_failed(self, exchange: Exchange) -> None: ...
+    def abort_exchange(self, exchange: Exchange, exc: BaseException) -> None: ...
+
+
+class Responder(Protocol):
+    """What a handler returns when the response cannot be decided synchronously."""
+
+    async def run(self, exchange: Exchange) -> None: ...
+
+
+class Exchange:
+    """The request body in, the response out, for one request on one connection."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        request: RequestHead,
+        *,
+        body_pending: bool,
+        keep_alive: bool,
+    ) -> None:
+        self.connection = connection
+        self.request = request
+        self.keep_alive = keep_alive
+        self.task: asyncio.Task[None] | None = None
+        # request body
+        self.body_complete = not body_pending
+        self._body_delivered = False
+        self._chunks: list[bytes] = []
+        self.buffered = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._wants_continue = body_pending and expects_continue(
+            request.http_version, request.headers
+        )
+        # the client: ``gone`` once it closed or half-closed; ``lost`` once sends must fail
+        self.gone = False
+        self.lost = False
+        # response
+        self.status = 0
+        self.started = False
+        self.finished = False
+        self.flushed = False  # head bytes handed to the transport or the socket
+        self._head = b""
+        self._framing: Framing | None = None
+        self._sent = 0  # body bytes sent, to check them against Content-Length
+        self.body_bytes = 0  # body bytes written (HEAD, 204, 304: none), for the access log
+        self.body_path = "memory"
+
+    # --- request body (fed by the connection) ------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        if data:
+            self._chunks.append(data)
+            self.buffered += len(data)
+            self._wake()
+
+    def feed_end(self) -> None:
+        self.body_complete = True
+        self._wake()
+
+    def client_closed(self) -> None:
+        """EOF from the client: ``receive`` now reports a disconnect; sends still go out."""
+        self.gone = True
+        self._wake()
+
+    def connection_lost(self) -> None:
+        self.gone = self.lost = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def receive_body(self) -> tuple[bytes, bool] | None:
+        """The next body bytes and whether more follow; None once the client is gone or
+        the response is complete (ASGI's ``http.disconnect``)."""
+        while True:
+            if self._chunks:
+                data = b"".join(self._chunks)
+                self._chunks.clear()
+                self.buffered = 0
+                self.connection.resume_body()
+                return data, not self.body_complete
+            if self.body_complete and not self._body_delivered:
+                self._body_delivered = True
+                return b"", False
+            if self.lost or self.finished or self.gone:
+                return None
+            if self._wants_continue and not self.started:
+                self._wants_continue = False
+                self.connection.write(CONTINUE_100)
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    # --- response ---------------------------------------------------------------------
+
+    def start(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> None:
+        """Render the head; it leaves with the first body bytes (see ``flushed``)."""
+        request = self.request
+        framing = app_response_framing(
+            request.method, request.http_version, status, headers, keep_alive=self.keep_alive
+        )
+        self._head = render_app_head(
+            status,
+            headers,
+            self.connection.date_line(),
+            framing,
+            http10=request.http_version == b"1.0",
+        )
+        self._framing = framing
+        self.keep_alive = framing.keep_alive
+        self.status = status
+        self.started = True
+        self._wants_continue = False  # answering without reading: no 100 (RFC 9110 §10.1.1)
+
+    async def write(self, data: bytes, *, more: bool) -> None:
+        """Body bytes; returns once the kernel has them (ASGI: flushed before ``send`` returns)."""
+        framing = self._checked_framing(len(data))
+        out = self._take_head()
+        if data and not framing.bodiless:
+            out += chunk(data) if framing.chunked else data
+            self.body_bytes += len(data)
+        if not more and framing.chunked and not framing.bodiless:
+            out += LAST_CHUNK
+        if out:
+            self.connection.write(out)
+            await self._drain()
+        if not more:
+            self._finish()
+
+    async def send_file(
+        self, fd: int, offset: int | None, count: int | None, *, more: bool
+    ) -> None:
+        """``count`` bytes of ``fd`` from ``offset`` (None: the file position, advanced
+        afterwards; count None: to the end of the file), zero-copy where possible."""
+        advance = offset is None
+        start = os.lseek(fd, 0, os.SEEK_CUR) if offset is None else offset
+        if count is None:
+            count = max(0, os.fstat(fd).st_size - start)
+        framing = self._checked_framing(count)
+        segments: list[Segment] = []
+        head = self._take_head()
+        if head:
+            segments.append(head)
+        if count and not framing.bodiless:
+            if framing.chunked:
+                segments.append(b"%x\r\n" % count)
+            segments.append(ByteRange(start, start + count - 1))
+            if framing.chunked:
+                segments.append(b"\r\n")
+        if not more and framing.chunked and not framing.bodiless:
+            segments.append(LAST_CHUNK)
+        if segments:
+            try:
+                path = await self.connection.send_segments(fd, segments)
+            except (FileShrank, OSError, TimeoutError) as exc:
+                self.connection.abort_exchange(self, exc)
+                raise ClientDisconnected(str(exc)) from exc
+            if any(isinstance(s, ByteRange) for s in segments):
+                self.body_path = path
+                self.body_bytes += count
+        if advance:
+            os.lseek(fd, start + count, os.SEEK_SET)
+        if not more:
+            self._finish()
+
+    def _checked_framing(self, count: int) -> Framing:
+        if self.lost:
+            raise ClientDisconnected("client disconnected")
+        if not self.started or self.finished or self._framing is None:
+            raise RuntimeError("body sent before the response started, or after it ended")
+        framing = self._framing
+        if framing.length is not None and not framing.bodiless:
+            self._sent += count
+            if self._sent > framing.length:
+                raise InvalidResponse(
+                    f"response body exceeds its content-length of {framing.length} bytes"
+                )
+        return framing
+
+    def _take_head(self) -> bytes:
+        head, self._head = self._head, b""
+        if head:
+            self.flushed = True
+        return head
+
+    async def _drain(self) -> None:
+        try:
+            await self.connection.drain()
+        except (OSError, TimeoutError) as exc:
+            self.connection.abort_exchange(self, exc)
+            raise ClientDisconnected(str(exc)) from exc
+
+    def _finish(self) -> None:
+        framing = self._framing
+        assert framing is not None
+        self.finished = True
+        self._wake()
+        if framing.length is not None and not framing.bodiless and self._sent != framing.length:
+            # fewer bytes than promised: the response cannot look complete
+            self.connection.abort_exchange(
+                self, InvalidResponse(f"body ended {framing.length - self._sent} bytes short")
+            )
+            return
+        self.connection.exchange_done(self)
+
+    def fail(self) -> None:
+        """The responder ended without completing the response: 500 if nothing has been
+        sent yet, else drop the connection (an incomplete response must not look whole)."""
+        if self.finished:
+            return
+        self.finished = True
+        self._wake()
+        if self.flushed or self.lost:
+            self.connection.abort_exchange(self, RuntimeError("response not completed"))
+        else:
+            self.connection.exchange_failed(self)
