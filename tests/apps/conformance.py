@@ -177,21 +177,31 @@ async def no_read(scope: Scope, receive: Receive, send: Send, query: dict[str, s
     await respond(send, 200, b"not reading your body\n")
 
 
+def describe(message: Message) -> str:
+    """A received message in a record: its type, and for http.request its body and flag."""
+    if message["type"] == "http.request":
+        body = len(message.get("body", b""))
+        return f"http.request(body={body}, more_body={bool(message.get('more_body', False))})"
+    return str(message["type"])
+
+
 async def watch_disconnect(
     scope: Scope, receive: Receive, send: Send, query: dict[str, str]
 ) -> None:
-    """Read the body, then wait in receive() (twice) and record what it returns; then try
-    to send a response and record whether send() raised."""
+    """Read the body, then keep calling receive() until it has said http.disconnect twice
+    (at most four calls), recording each message; then try to send a response and record
+    whether send() raised."""
     record: dict[str, Any] = {"body": None, "after": [], "send": None}
     RECORDS[query["id"]] = record
     record["body"] = len(await read_body(receive))
-    for _ in range(2):
+    after: list[str] = record["after"]
+    while after.count("http.disconnect") < 2 and len(after) < 4:
         try:
             message = await asyncio.wait_for(receive(), 10)
         except asyncio.TimeoutError:
-            record["after"].append("timeout")
-            return
-        record["after"].append(message["type"])
+            after.append("timeout")
+            break
+        after.append(describe(message))
     try:
         await asyncio.wait_for(respond(send, 200, b"too late\n"), 5)
     except OSError as exc:
