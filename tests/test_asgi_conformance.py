@@ -824,7 +824,10 @@ def test_pipelined_requests_are_answered_in_order(srv: Launched) -> None:
 
 def test_websocket_upgrade_is_refused_cleanly(srv: Launched) -> None:
     if srv.is_uvicorn:
-        pytest.skip("uvicorn with websockets installed accepts the upgrade (it hosts WebSocket)")
+        pytest.skip(
+            "uvicorn hosts WebSocket (websockets is installed): it hands the upgrade to the "
+            "app instead of refusing it"
+        )
     mark = len(srv.lines)
     with Conn(srv.port, timeout=5) as conn:
         conn.request(
