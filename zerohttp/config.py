@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 from .http.accesslog import ACCESS_LOG_FORMATS
+from .listeners import parse_mode
 from .static.options import StaticOptions
 from .static.options import option as _opt
 from .tls import TLSSettings
@@ -49,6 +50,17 @@ class Config(StaticOptions):
         "largest request body (sent with a GET or HEAD) read and dropped on a kept connection",
     )
     backlog: int = _opt(1024, "listen(2) backlog")
+    limit_concurrency: int = _opt(
+        0, "most open client connections; more get 503 and are closed at once (0: no limit)"
+    )
+    timeout_graceful_shutdown: float = _opt(
+        10.0, "seconds busy connections get to finish after SIGTERM/SIGINT (a second: at once)"
+    )
+    uds: str = _opt("", "listen on this unix socket instead of --host/--port (removed on exit)")
+    uds_mode: str = _opt(
+        "660", "permissions of the --uds socket, octal (660: a proxy in our group can connect)"
+    )
+    fd: int = _opt(-1, "accept on this inherited listening socket descriptor instead")
     workers: int = _opt(
         1, "worker processes, each with its own loop, sharing the port through SO_REUSEPORT"
     )
@@ -106,8 +118,17 @@ class Config(StaticOptions):
                 raise ConfigError(
                     f"{flag} {getattr(self, name)}: must be a positive number of seconds"
                 )
+        if self.limit_concurrency < 0:
+            raise ConfigError(f"--limit-concurrency {self.limit_concurrency}: must be >= 0")
+        if not self.timeout_graceful_shutdown >= 0:
+            raise ConfigError(
+                f"--timeout-graceful-shutdown {self.timeout_graceful_shutdown}: must be >= 0"
+            )
         if self.max_discard_bytes < 0 or self.backlog < 1:
             raise ConfigError("--max-discard-bytes must be >= 0, --backlog >= 1")
+        if self.uds and self.fd >= 0:
+            raise ConfigError("--uds and --fd are two ways to listen: give one")
+        parse_mode(self.uds_mode)
         if self.workers < 1:
             raise ConfigError(f"--workers {self.workers}: must be at least 1")
         if self.workers > 1 and (not hasattr(socket, "SO_REUSEPORT") or not hasattr(os, "fork")):

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 from collections.abc import Callable
 
 from .asgi.loader import load_app
 from .config import Config
 from .errors import ConfigError
+from .listeners import systemd_listen_fd
 from .loops import loop_factory
 from .metrics import make_snapshot_dir
 from .server import Server, banner_line, check_root, serve
@@ -22,8 +24,23 @@ from .workers import run_workers
 logger = logging.getLogger("zerohttp")
 
 
-def run(config: Config, *, on_started: Callable[[Server], None] | None = None) -> None:
-    """Choose the loop, serve until interrupted; with ``workers > 1``, fork them first."""
+def run(
+    config: Config,
+    *,
+    on_started: Callable[[Server], None] | None = None,
+    address_given: bool = True,
+) -> None:
+    """Choose the loop, serve until interrupted; with ``workers > 1``, fork them first.
+
+    ``address_given`` is False when the command line named no --port, --uds or --fd: then
+    a socket passed by systemd socket activation (LISTEN_FDS) is served, if there is one.
+    """
+    if not address_given and config.fd < 0 and not config.uds:
+        inherited = systemd_listen_fd(os.environ, os.getpid())
+        if inherited is not None:
+            for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+                os.environ.pop(name, None)  # not for the app's child processes
+            config = config.replace(fd=inherited)
     loop_name, factory = loop_factory(config.loop)
     config = config.replace(root=check_root(config.root))
     if config.app:
@@ -44,8 +61,7 @@ def run(config: Config, *, on_started: Callable[[Server], None] | None = None) -
         return
 
     def banner(server: Server) -> None:
-        host, port = server.addresses[0]
-        line = banner_line(server.config, loop_name, host, port, server.metrics_port)
+        line = banner_line(server.config, loop_name, server.url, server.metrics_port)
         logger.info("%s", line)
         if on_started is not None:
             on_started(server)

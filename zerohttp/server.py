@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +23,7 @@ from .errors import ConfigError
 from .http.accesslog import AccessLog
 from .http.connection import Handler, HTTPConnection, ServerState
 from .http.stats import Stats
+from .listeners import adopt_fd, bind_unix, describe, parse_mode
 from .metrics import SNAPSHOT_SECONDS, MetricsHandler, ProcessStats
 from .static.filecache import FileCache
 from .static.handler import StaticHandler
@@ -85,6 +88,12 @@ class Server:
                 stats, lambda: len(state.connections), self._caches(), snapshot_dir
             )
         self._server: asyncio.Server | None = None
+        self._bound_uds = ""  # a unix socket file we made, removed at shutdown
+        self._drain_stopped = False
+
+    def stop_draining(self) -> None:
+        """End a graceful shutdown now: connections still busy are aborted."""
+        self._drain_stopped = True
 
     def _default_handler(self) -> Handler:
         """The static files under ROOT, or the ASGI application with its mounts."""
@@ -152,20 +161,53 @@ class Server:
             self.access_log.start(loop)
         if self.lifespan is not None:
             await self.lifespan.startup()  # before the first connection is accepted
+        config = self.config
+        handshake = config.header_timeout if self.ssl_context else None
+        sock = None
+        if config.fd >= 0:
+            sock = adopt_fd(config.fd)
+        elif config.uds:
+            sock = bind_unix(config.uds, parse_mode(config.uds_mode), config.backlog)
+            self._bound_uds = config.uds
+        factory = lambda: HTTPConnection(self.state)  # noqa: E731
         try:
-            self._server = await loop.create_server(
-                lambda: HTTPConnection(self.state),
-                self.config.host,
-                self.config.port,
-                backlog=self.config.backlog,
-                reuse_address=True,
-                reuse_port=self.config.workers > 1 or None,
-                ssl=self.ssl_context,
-                ssl_handshake_timeout=self.config.header_timeout if self.ssl_context else None,
-            )
+            if sock is None:
+                self._server = await loop.create_server(
+                    factory,
+                    config.host,
+                    config.port,
+                    backlog=config.backlog,
+                    reuse_address=True,
+                    reuse_port=config.workers > 1 or None,
+                    ssl=self.ssl_context,
+                    ssl_handshake_timeout=handshake,
+                )
+            elif sock.family == socket.AF_UNIX:
+                self._server = await loop.create_unix_server(
+                    factory,
+                    sock=sock,
+                    backlog=config.backlog,
+                    ssl=self.ssl_context,
+                    ssl_handshake_timeout=handshake,
+                )
+            else:
+                self._server = await loop.create_server(
+                    factory,
+                    sock=sock,
+                    backlog=config.backlog,
+                    ssl=self.ssl_context,
+                    ssl_handshake_timeout=handshake,
+                )
         except OSError as exc:
             raise ConfigError(_bind_error(self.config, exc)) from None
         self.state.start_sweeping(loop)
+
+    @property
+    def url(self) -> str:
+        """Where the server listens, for the banner: a URL, or ``unix:PATH``."""
+        assert self._server is not None
+        scheme = "https" if self.ssl_context is not None else "http"
+        return describe(self._server.sockets[0], scheme)[0]
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -188,7 +230,11 @@ class Server:
         for connection in list(self.state.connections):
             connection.close_if_idle()
         deadline = asyncio.get_running_loop().time() + grace
-        while self.state.connections and asyncio.get_running_loop().time() < deadline:
+        while (
+            self.state.connections
+            and asyncio.get_running_loop().time() < deadline
+            and not self._drain_stopped
+        ):
             await asyncio.sleep(0.05)
             for connection in list(self.state.connections):
                 connection.close_if_idle()
@@ -211,6 +257,9 @@ class Server:
             self.metrics.write_snapshot()  # the last counts of this worker
         if self._metrics_server is not None:
             self._metrics_server.close()
+        if self._bound_uds:
+            with contextlib.suppress(OSError):
+                os.unlink(self._bound_uds)
 
 
 def _bind_error(config: Config, exc: OSError) -> str:
@@ -233,9 +282,16 @@ async def serve(
     await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+
+    def on_signal() -> None:
+        """The first SIGINT/SIGTERM drains gracefully; a second one ends the drain now."""
+        if stop.is_set():
+            server.stop_draining()
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread, or Windows
     if on_started is not None:
@@ -243,13 +299,10 @@ async def serve(
     try:
         await stop.wait()
     finally:
-        await server.shutdown()
+        await server.shutdown(config.timeout_graceful_shutdown)
 
 
-def banner_line(
-    config: Config, loop_name: str, host: str, port: int, metrics_port: int | None = None
-) -> str:
-    shown = f"[{host}]" if ":" in host else host
+def banner_line(config: Config, loop_name: str, url: str, metrics_port: int | None = None) -> str:
     workers = f", workers: {config.workers}" if config.workers > 1 else ""
     if metrics_port is None and config.metrics_port > 0:
         metrics_port = config.metrics_port
@@ -258,13 +311,12 @@ def banner_line(
         metrics_host = f"[{metrics_host}]" if ":" in metrics_host else metrics_host
         workers += f", metrics: http://{metrics_host}:{metrics_port}/metrics"
     what = config.root
-    scheme = "https" if config.tls is not None else "http"
     if config.app:
         name = config.app if isinstance(config.app, str) else app_name(config.app)
         mounts = "".join(f", {prefix}/ -> {d}" for prefix, d in config.mounts)
         what = f"ASGI app {name}{mounts}"
     return (
-        f"zerohttp {__version__} serving {what} on {scheme}://{shown}:{port}/ "
+        f"zerohttp {__version__} serving {what} on {url} "
         f"(loop: {loop_name}, body: {body_path_description(config)}{workers})"
     )
 

@@ -199,7 +199,10 @@ class ASGIHost:
             raise RuntimeError(f"unexpected ASGI message type {kind!r}")
 
 
-def _address(info: Any) -> tuple[str, int] | None:
+def _address(info: Any) -> tuple[str, int | None] | None:
+    """``(host, port)``; a unix socket's own name is ``(path, None)`` (ASGI spec 2.2)."""
     if isinstance(info, tuple) and len(info) >= 2:
         return (str(info[0]), int(info[1]))
+    if isinstance(info, str) and info:
+        return (info, None)
     return None

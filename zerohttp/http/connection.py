@@ -55,7 +55,14 @@ from .stats import Stats
 logger = logging.getLogger("zerohttp")
 
 # How long a lingering close waits for the client's EOF before closing anyway.
-LINGER_SECONDS = 2.0
+# A lingering close drops what the client still sends until it closes its side, waiting
+# at most LINGER_IDLE seconds for each next packet and LINGER_TOTAL in all (nginx's
+# lingering_timeout and lingering_time).
+LINGER_IDLE = 5.0
+LINGER_TOTAL = 30.0
+# Connections refused over --limit-concurrency that may linger, and for how long.
+REJECT_LINGER_MAX = 32
+REJECT_LINGER_SECONDS = 1.0
 NEVER = float("inf")
 # Bytes an SSL transport may buffer before it pauses us (see connection_made).
 TLS_WRITE_HIGH = 256 * 1024
@@ -86,6 +93,8 @@ class ConnectionSettings(Protocol):
     def send_timeout(self) -> float: ...
     @property
     def max_discard_bytes(self) -> int: ...
+    @property
+    def limit_concurrency(self) -> int: ...
 
 
 class Handler(Protocol):
@@ -109,12 +118,14 @@ class ServerState:
         self.zero_copy = zero_copy
         self.date = DateHeader()
         self.connections: set[HTTPConnection] = set()
+        self.limit = config.limit_concurrency  # 0: none
+        self.rejecting = 0  # connections over the limit, answered 503, not yet closed
         self.responders: set[asyncio.Task[None]] = set()  # may outlive their connection
         self.access_log = access_log
         self.debug_responses = logger.isEnabledFor(logging.DEBUG)
         self.stats = stats
         self.log_responses = self.debug_responses or access_log is not None or stats is not None
-        timeouts = (config.keepalive_timeout, config.header_timeout, LINGER_SECONDS)
+        timeouts = (config.keepalive_timeout, config.header_timeout, LINGER_IDLE)
         self.sweep_interval = min(1.0, min(timeouts) / 4)
         self._sweeper: asyncio.TimerHandle | None = None
 
@@ -153,6 +164,8 @@ class HTTPConnection(asyncio.Protocol):
         self.deadline = NEVER  # loop time at which the sweeper closes us (see ServerState)
         self.idle = False
         self.lingering = False
+        self.linger_until = NEVER
+        self.rejected = False  # answered 503 over the concurrency limit
         self.task: asyncio.Task[None] | None = None
         self.busy = False  # a response is still being written asynchronously
         self.body_in_flight: FileBody | None = None
@@ -186,6 +199,10 @@ class HTTPConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.transport = transport
+        state = self.state
+        if state.limit and len(state.connections) >= state.limit:
+            self._reject(transport)
+            return
         # TCP_NODELAY: both loops set it on every TCP transport (asyncio's _set_nodelay,
         # uvloop's TCPTransport); tests/test_e2e_http.py checks that they still do.
         if transport.get_extra_info("sslcontext") is not None:
@@ -201,9 +218,30 @@ class HTTPConnection(asyncio.Protocol):
         self.state.connections.add(self)
         self._arm_timer(self.config.header_timeout, idle=False)
 
+    def _reject(self, transport: asyncio.Transport) -> None:
+        """Over --limit-concurrency: 503, then close. The request the client is sending
+        would make an immediate close reset the connection and lose the 503, so up to
+        REJECT_LINGER_MAX rejected connections at a time half-close and drop input for
+        REJECT_LINGER_SECONDS; beyond that they close at once. Descriptors stay bounded
+        by the limit plus that constant, whatever clients do."""
+        state = self.state
+        self.closing = True
+        response = error_response(503, [("Retry-After", "1")], close=True)
+        head = render_head(503, response.fields, state.date.line(), keep_alive=False, http10=False)
+        transport.write(head + cast(bytes, response.body))
+        if state.rejecting < REJECT_LINGER_MAX and transport.can_write_eof():
+            state.rejecting += 1
+            self.rejected = True
+            transport.write_eof()
+            self.loop.call_later(REJECT_LINGER_SECONDS, transport.close)
+        else:
+            transport.close()
+
     def data_received(self, data: bytes) -> None:
         if self.closing:
-            return  # lingering close: whatever still arrives is dropped
+            if self.lingering:  # dropped; the client is still there: wait a while longer
+                self.deadline = min(self.loop.time() + LINGER_IDLE, self.linger_until)
+            return
         parser = self.parser
         if parser is not None:
             parser.receive_data(data)
@@ -249,6 +287,9 @@ class HTTPConnection(asyncio.Protocol):
         self._wake_drain(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.rejected:
+            self.rejected = False
+            self.state.rejecting -= 1
         self.closing = True
         self._cancel_timer()
         self._wake_drain(ConnectionResetError("connection lost"))
@@ -745,15 +786,24 @@ class HTTPConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        if self.linger and transport.can_write_eof():
+        if (self.linger or self._unread_input()) and transport.can_write_eof():
             transport.write_eof()
             if self.read_paused:
                 self.read_paused = False
                 transport.resume_reading()
             self.lingering = True
-            self._arm_timer(LINGER_SECONDS, idle=False)
+            self._arm_timer(LINGER_IDLE, idle=False)
+            self.linger_until = self.loop.time() + LINGER_TOTAL
         else:
             transport.close()
+
+    def _unread_input(self) -> bool:
+        """Bytes the client sent that we will never answer (requests pipelined behind a
+        ``Connection: close``): closing on them would reset the connection."""
+        if self.buffer:
+            return True
+        parser = self.parser
+        return parser is not None and bool(parser.trailing_data[0])
 
     def _close_now(self) -> None:
         self._cancel_timer()
