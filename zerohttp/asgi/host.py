@@ -159,16 +159,16 @@ class ASGIHost:
             return
         if result is not None:
             logger.error("ASGI callable returned a value (%r) instead of None", result)
-        if not exchange.started and not exchange.lost:
+        if not exchange.started and not exchange.closed_for_sending:
             logger.error("ASGI callable returned without starting a response")
-        elif not exchange.finished and not exchange.lost:
+        elif not exchange.finished and not exchange.closed_for_sending:
             logger.error("ASGI callable returned without completing the response")
 
     async def _send(self, exchange: Exchange, message: Message) -> None:
         kind = message["type"]
         if exchange.finished and kind in BODY_MESSAGES:
             return  # ASGI: further messages on a complete response are ignored
-        if exchange.lost:
+        if exchange.closed_for_sending:
             raise ClientDisconnected("client disconnected")
         if kind == "http.response.start":
             if exchange.started:
