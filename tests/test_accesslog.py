@@ -18,13 +18,21 @@ from conftest import start_server
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zerohttp.http.accesslog import (
-    AccessRecord,
-    clf_time,
-    format_combined,
-    format_common,
-    format_json,
-)
+from zerohttp.http import accesslog
+from zerohttp.http.accesslog import AccessRecord, format_json
+
+
+def format_common(rec: AccessRecord) -> str:
+    return accesslog.format_common(rec).decode("ascii")  # ASCII by construction
+
+
+def format_combined(rec: AccessRecord) -> str:
+    return accesslog.format_combined(rec).decode("ascii")
+
+
+def clf_time(when: float) -> str:
+    return accesslog.clf_time(when).decode("ascii")
+
 
 CLF = re.compile(
     r'^(?P<addr>\S+) - - \[(?P<time>[^\]]+)\] "(?P<request>[^"]*)" (?P<status>\d{3}) '

@@ -40,13 +40,14 @@ class AccessRecord(NamedTuple):
 
 
 _UNSAFE = re.compile(rb'[^\x20-\x7e]|["\\]')
+_SAFE = bytes(b for b in range(0x20, 0x7F) if b not in b'"\\')
 
 
-def _escape(value: bytes) -> str:
+def _escape(value: bytes) -> bytes:
     """As nginx does: '"', '\\' and bytes outside printable ASCII become \\xHH."""
-    if _UNSAFE.search(value):
-        value = _UNSAFE.sub(lambda m: b"\\x%02X" % m.group()[0], value)
-    return value.decode("ascii")
+    if value.translate(None, _SAFE):  # something is left once the safe bytes are gone
+        return _UNSAFE.sub(lambda m: b"\\x%02X" % m.group()[0], value)
+    return value
 
 
 class _ClfTime:
@@ -56,36 +57,43 @@ class _ClfTime:
 
     def __init__(self) -> None:
         self._second = -1
-        self._text = ""
+        self._text = b""
 
-    def __call__(self, when: float) -> str:
+    def __call__(self, when: float) -> bytes:
         second = int(when)
         if second != self._second:
             self._second = second
-            self._text = time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(second))
+            text = time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(second))
+            self._text = text.encode("ascii")
         return self._text
 
 
 clf_time = _ClfTime()
 
 
-def format_common(record: AccessRecord) -> str:
-    request = (
-        f"{_escape(record.method)} {_escape(record.target)} HTTP/{record.protocol.decode()}"
-        if record.method
-        else "-"
+def format_common(record: AccessRecord) -> bytes:
+    """Common Log Format, as bytes (it is all ASCII, and the file wants bytes)."""
+    remote, when, method, target, protocol, status, size, _, _, _, _ = record
+    request = b"%s %s HTTP/%s" % (_escape(method), _escape(target), protocol) if method else b"-"
+    return b'%s - - %s "%s" %d %s' % (
+        remote.encode("ascii", "replace"),
+        clf_time(when),
+        request,
+        status,
+        b"%d" % size if size else b"-",
     )
-    size = record.bytes_sent or "-"
-    return f'{record.remote_addr} - - {clf_time(record.time)} "{request}" {record.status} {size}'
 
 
-def format_combined(record: AccessRecord) -> str:
-    referer = _escape(record.referer) if record.referer else "-"
-    agent = _escape(record.user_agent) if record.user_agent else "-"
-    return f'{format_common(record)} "{referer}" "{agent}"'
+def format_combined(record: AccessRecord) -> bytes:
+    referer, agent = record.referer, record.user_agent
+    return b'%s "%s" "%s"' % (
+        format_common(record),
+        _escape(referer) if referer else b"-",
+        _escape(agent) if agent else b"-",
+    )
 
 
-def format_json(record: AccessRecord) -> str:
+def format_json(record: AccessRecord) -> bytes:
     text = datetime.fromtimestamp(record.time, timezone.utc).isoformat(timespec="milliseconds")
     return json.dumps(
         {
@@ -102,7 +110,7 @@ def format_json(record: AccessRecord) -> str:
             "body_path": record.body_path,
         },
         ensure_ascii=True,
-    )
+    ).encode("ascii")
 
 
 FORMATTERS = {"common": format_common, "combined": format_combined, "json": format_json}
@@ -116,7 +124,7 @@ class AccessLog:
         self.path = path or "<stdout>"
         self._target = path
         self._fd = -1
-        self._lines: list[str] = []
+        self._lines: list[bytes] = []
         self._flushing: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._failing = False
@@ -145,7 +153,7 @@ class AccessLog:
         """Write what is buffered, in a thread: a slow disk or a full pipe never stalls us."""
         if not self._lines or self._fd < 0:
             return
-        data = ("\n".join(self._lines) + "\n").encode("utf-8", "replace")
+        data = b"\n".join(self._lines) + b"\n"
         self._lines.clear()
         try:
             await asyncio.get_running_loop().run_in_executor(None, _write_all, self._fd, data)
