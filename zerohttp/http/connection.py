@@ -768,9 +768,9 @@ class HTTPConnection(asyncio.Protocol):
         if self.lingering:
             self._close_now()
         elif not self.busy:
-            self._close()
+            self._close(timed_out=True)
 
-    def _close(self) -> None:
+    def _close(self, *, timed_out: bool = False) -> None:
         """Close after everything written so far has been sent.
 
         When the client may still be sending (an unread body, a refused request), closing
@@ -786,7 +786,8 @@ class HTTPConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        if (self.linger or self._unread_input()) and transport.can_write_eof():
+        unanswered = not timed_out and self._unread_input()  # a slowloris gets no linger
+        if (self.linger or unanswered) and transport.can_write_eof():
             transport.write_eof()
             if self.read_paused:
                 self.read_paused = False
