@@ -127,3 +127,56 @@ def fetch(
         return Reply(response.status, merged, body, pairs)
     finally:
         conn.close()
+
+
+class Zerohttp:
+    """``python -m zerohttp ARGS`` with its stderr read line by line: the banner first.
+
+    For tests about the process itself (signals, exit status, descriptors, sockets it
+    inherits), where ``server_process``'s log file and SIGINT stop do not fit.
+    """
+
+    def __init__(self, args: Sequence[str], **popen: object) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "zerohttp", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            **popen,  # type: ignore[call-overload]
+        )
+        assert self.proc.stderr is not None
+        self.banner = self.proc.stderr.readline()
+
+    @property
+    def port(self) -> int:
+        match = re.search(r"on https?://(?:\[[^\]]+\]|[^:/]+):(\d+)/", self.banner)
+        assert match, self.banner
+        return int(match.group(1))
+
+    def fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        """Signal, wait, and return the exit status; the rest of stderr has no traceback."""
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        assert self.proc.stderr is not None
+        rest = self.proc.stderr.read()
+        assert "Traceback" not in rest, rest
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+@contextlib.contextmanager
+def zerohttp(args: Sequence[str], **popen: object) -> Iterator[Zerohttp]:
+    """A ``Zerohttp`` process that is killed at the end of the block if still running."""
+    process = Zerohttp(args, **popen)
+    try:
+        yield process
+    finally:
+        process.kill()

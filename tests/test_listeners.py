@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import http.client
 import os
-import signal
 import socket
 import stat
-import subprocess
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from serverprocs import Zerohttp as Served
 
 from zerohttp.errors import ConfigError
 from zerohttp.listeners import adopt_fd, bind_unix, parse_mode, systemd_listen_fd
@@ -37,30 +34,6 @@ def fetch(connection: http.client.HTTPConnection, path: str) -> tuple[int, bytes
     connection.request("GET", path)
     response = connection.getresponse()
     return response.status, response.read()
-
-
-class Served:
-    """``python -m zerohttp ARGS`` until the block ends; SIGTERM, then the exit status."""
-
-    def __init__(self, args: Sequence[str], **popen: Any) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "zerohttp", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            **popen,
-        )
-        assert self.proc.stderr is not None
-        self.banner = self.proc.stderr.readline()
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(20)
-        assert self.proc.stderr is not None
-        rest = self.proc.stderr.read()
-        assert "Traceback" not in rest, rest
-        return code
 
 
 @pytest.fixture

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import http.client
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from conftest import start_server
 from prometheus_client.parser import text_string_to_metric_families
+from serverprocs import zerohttp
 
 from zerohttp.http.stats import DURATION_BUCKETS, Stats
 from zerohttp.metrics import ProcessStats, render
@@ -156,31 +154,11 @@ def free_port() -> int:
 @pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="--workers needs SO_REUSEPORT")
 def test_one_scrape_covers_every_worker(site: Path) -> None:
     metrics_port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "zerohttp",
-            str(site),
-            "--port",
-            "0",
-            "--workers",
-            "2",
-            "--metrics-port",
-            str(metrics_port),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        banner = proc.stderr.readline()
-        assert f"metrics: http://127.0.0.1:{metrics_port}/metrics" in banner, banner
-        port = int(banner.split("http://127.0.0.1:")[1].split("/")[0])
+    args = [str(site), "--port", "0", "--workers", "2", "--metrics-port", str(metrics_port)]
+    with zerohttp(args) as server:
+        assert f"metrics: http://127.0.0.1:{metrics_port}/metrics" in server.banner
         for _ in range(40):  # new connections: the kernel spreads them over both workers
-            assert get(port, "/one.bin") == 200
+            assert get(server.port, "/one.bin") == 200
         time.sleep(2.5)  # every worker has written its snapshot since
         for _ in range(6):  # scrapes land on either worker: each sees the total
             samples = scrape(metrics_port)
@@ -188,9 +166,7 @@ def test_one_scrape_covers_every_worker(site: Path) -> None:
             assert samples[key] == 40
             body = samples[("zerohttp_response_body_bytes_total", (("path", "sendfile"),))]
             assert body == 40
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
-    snapshots = [p for p in Path("/tmp").glob("zerohttp-metrics-*") if str(proc.pid) in p.name]
-    assert not snapshots
-    assert os.path.exists(site)
+        assert server.stop() == 0
+        pid = server.proc.pid
+    leftovers = [d for d in Path("/tmp").glob("zerohttp-metrics-*") if (d / f"{pid}.json").exists()]
+    assert not leftovers, "the supervisor removes the snapshot directory"

@@ -8,35 +8,22 @@ its timeout), and a slowloris client closed after --header-timeout while others 
 from __future__ import annotations
 
 import http.client
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from serverprocs import Zerohttp
 
 
-class Served:
+class Served(Zerohttp):
+    """zerohttp on a free port of 127.0.0.1."""
+
     def __init__(self, args: Sequence[str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "zerohttp", *args, "--port", "0"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stderr is not None
-        banner = self.proc.stderr.readline()
-        assert "http://127.0.0.1:" in banner, banner
-        self.port = int(banner.split("http://127.0.0.1:")[1].split("/")[0])
-
-    def fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+        super().__init__([*args, "--port", "0"])
 
     def connect(self) -> socket.socket:
         return socket.create_connection(("127.0.0.1", self.port), timeout=10)
@@ -53,9 +40,7 @@ def launch() -> Iterator[type[Served]]:
 
     yield Tracked
     for one in started:
-        if one.proc.poll() is None:
-            one.proc.kill()
-        one.proc.wait()
+        one.kill()
 
 
 def read_response(sock: socket.socket) -> bytes:

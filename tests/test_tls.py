@@ -9,8 +9,6 @@ import http.client
 import os
 import socket
 import ssl
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ import httpx
 import pytest
 import trustme
 from conftest import SIZES, RunningServer, start_server
+from serverprocs import zerohttp
 
 from zerohttp import Config
 from zerohttp.errors import ConfigError
@@ -227,31 +226,11 @@ def test_slow_tls_reader_of_a_large_file_keeps_memory_bounded(
     size = 256 * 1024 * 1024
     with open(root / "big.bin", "wb") as out:
         out.truncate(size)  # sparse: zeros, no disk
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "zerohttp",
-            str(root),
-            "--port",
-            "0",
-            "--ssl-certfile",
-            pki["cert"],
-            "--ssl-keyfile",
-            pki["key"],
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        banner = proc.stderr.readline()
-        port = int(banner.split("https://127.0.0.1:")[1].split("/")[0])
-        baseline = rss_kib(proc.pid)
+    args = [str(root), "--port", "0", "--ssl-certfile", pki["cert"], "--ssl-keyfile", pki["key"]]
+    with zerohttp(args) as server:
+        baseline = rss_kib(server.proc.pid)
         context = client_context(pki)
-        raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=20)
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         tls = context.wrap_socket(raw, server_hostname="127.0.0.1")
         tls.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -266,11 +245,9 @@ def test_slow_tls_reader_of_a_large_file_keeps_memory_bounded(
             digest.update(chunk)
             if received % (4 * 1024 * 1024) < len(chunk):
                 time.sleep(0.05)  # slow reader: the server must wait, not buffer
-                peak = max(peak, rss_kib(proc.pid))
+                peak = max(peak, rss_kib(server.proc.pid))
         tls.close()
         assert received >= 48 * 1024 * 1024
         assert (peak - baseline) < 64 * 1024, f"RSS grew by {(peak - baseline) // 1024} MiB"
-    finally:
-        proc.terminate()
-        proc.wait(15)
+        assert server.stop() == 0
     assert os.path.getsize(root / "big.bin") == size
