@@ -18,7 +18,6 @@ counts the bytes sendfile(2) moves.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -30,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -47,6 +47,7 @@ from apps.conformance import (
     make_fastapi_app,
     zerocopy_expected,
 )
+from conftest import start_server
 
 TESTS = Path(__file__).resolve().parent
 VARIANTS = ["uvicorn", "zerohttp-uvloop", "zerohttp-asyncio"]
@@ -975,48 +976,11 @@ class SendfileCounter:
 @contextlib.contextmanager
 def host_in_thread(app: Any, loop: Literal["uvloop", "asyncio"]) -> Iterator[int]:
     """zerohttp's ASGI host serving ``app`` in a thread of this process; yields the port."""
-    from zerohttp import Config, Server
-    from zerohttp.loops import loop_factory
-
-    _, factory = loop_factory(loop)
-    started = threading.Event()
-    holder: dict[str, Any] = {}
-
-    def run() -> None:
-        event_loop = factory()
-        asyncio.set_event_loop(event_loop)
-
-        async def main() -> None:
-            try:
-                server = Server(Config(app=app, port=0, loop=loop))
-                await server.start()
-            except BaseException as exc:
-                holder["error"] = exc
-                started.set()
-                return
-            holder["port"] = server.port
-            holder["stop"] = stop = event_loop.create_future()
-            holder["loop"] = event_loop
-            started.set()
-            await stop
-            await server.shutdown()
-
-        try:
-            event_loop.run_until_complete(main())
-        finally:
-            event_loop.close()
-
-    thread = threading.Thread(target=run, name="zerohttp-asgi-test", daemon=True)
-    thread.start()
-    assert started.wait(15), "the ASGI host did not start"
-    if "error" in holder:
-        raise holder["error"]
-    try:
-        yield int(holder["port"])
-    finally:
-        stop = holder["stop"]
-        holder["loop"].call_soon_threadsafe(lambda: stop.done() or stop.set_result(None))
-        thread.join(15)
+    with (
+        tempfile.TemporaryDirectory() as root,
+        start_server(Path(root), loop, app=app) as running,
+    ):
+        yield running.port
 
 
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"], ids=["zerohttp-uvloop", "zerohttp-asyncio"])
