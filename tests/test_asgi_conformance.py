@@ -1011,3 +1011,42 @@ def test_zero_copy_proof_in_process(
         assert response.body == content[first : last + 1]
         assert counter.settled(inode, MIB) == MIB, "sendfile did not move the 1 MiB range"
         assert all(first <= offset <= last for _, offset, _, _ in counter.calls)
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"], ids=["zerohttp-uvloop", "zerohttp-asyncio"])
+def test_zero_copy_proof_for_static_files_in_starlette(
+    loop: Literal["uvloop", "asyncio"], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """zerohttp only: zerohttp.StaticFiles mounted in Starlette sends a 20 MiB file, a
+    1 MiB range and both parts of a multipart range with sendfile (zerocopysend)."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from zerohttp import StaticFiles
+
+    content = os.urandom(20 * MIB)
+    (tmp_path / BIG).write_bytes(content)
+    inode = (tmp_path / BIG).stat().st_ino
+    app = Starlette(routes=[Mount("/static", StaticFiles(directory=tmp_path))])
+    counter = SendfileCounter()
+    monkeypatch.setattr(os, "sendfile", counter)
+    with host_in_thread(app, loop) as port:
+        server = Endpoint(port)
+        response = fetch(server, f"/static/{BIG}")
+        assert response.status == 200
+        assert response.body == content
+        assert counter.settled(inode, len(content)) == len(content)
+
+        counter.reset()
+        first, last = 7 * MIB + 3, 8 * MIB + 2
+        response = fetch(server, f"/static/{BIG}", headers=[("Range", f"bytes={first}-{last}")])
+        assert response.status == 206
+        assert response.body == content[first : last + 1]
+        assert counter.settled(inode, MIB) == MIB
+        assert all(first <= offset <= last for _, offset, _, _ in counter.calls)
+
+        counter.reset()
+        response = fetch(server, f"/static/{BIG}", headers=[("Range", "bytes=0-99,-100")])
+        assert response.status == 206
+        assert content[:100] in response.body and content[-100:] in response.body
+        assert counter.settled(inode, 200) == 200
