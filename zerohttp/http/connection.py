@@ -170,7 +170,6 @@ class HTTPConnection(asyncio.Protocol):
         self.busy = False  # a response is still being written asynchronously
         self.body_in_flight: FileBody | None = None
         self.exchange: Exchange | None = None  # a Responder's request in progress
-        self.linger = False  # the client may still be sending: half-close before closing
         # Unparsed bytes stay in ``buffer`` until the start of a request cycle, where
         # ``read_simple_head`` reads the common shape; anything else goes to a fresh h11
         # parser for that one cycle (``parser``), whose leftovers come back to ``buffer``.
@@ -264,10 +263,9 @@ class HTTPConnection(asyncio.Protocol):
         if self.closing:
             self._close_now()
             return False
+        self.eof = True  # the client sends no more: a close needs no linger
         if self.parser is not None:
             self.parser.receive_data(b"")
-        else:
-            self.eof = True
         exchange = self.exchange
         if exchange is not None:
             if not exchange.body_complete:
@@ -377,7 +375,6 @@ class HTTPConnection(asyncio.Protocol):
             self._start_exchange(request, answer, body_pending=True)
         elif body is None or body > self.config.max_discard_bytes:
             # A body we would read only to drop: answer now and close instead.
-            self.linger = True
             self._respond(request, answer, keep_alive=False)
         else:
             self.pending = answer
@@ -387,7 +384,6 @@ class HTTPConnection(asyncio.Protocol):
         response = self.pending
         if self.discarded > self.config.max_discard_bytes and response is not None:
             self.pending = None
-            self.linger = True
             self._respond(self.request, response, keep_alive=False)
 
     def _need_data(self) -> None:
@@ -453,7 +449,7 @@ class HTTPConnection(asyncio.Protocol):
 
     def _response_done(self, keep_alive: bool) -> None:
         if not keep_alive:
-            self._close()
+            self._close(linger=True)
         elif self.write_paused:
             self._run_async(self._drain_then_continue())
         else:
@@ -663,7 +659,6 @@ class HTTPConnection(asyncio.Protocol):
         keep_alive = exchange.keep_alive and not self.closing
         if not exchange.body_complete:
             keep_alive = False  # the rest of the body is still coming: never parse it as a head
-            self.linger = True
         if self.state.log_responses:
             self._log(exchange.request, exchange.status, exchange.body_path, exchange.body_bytes)
         self._response_done(keep_alive)
@@ -675,7 +670,6 @@ class HTTPConnection(asyncio.Protocol):
         if self.exchange is not exchange:
             return
         self.exchange = None
-        self.linger = not exchange.body_complete
         self._respond(exchange.request, error_response(500, close=True), keep_alive=False)
 
     def abort_exchange(self, exchange: Exchange, exc: BaseException) -> None:
@@ -768,15 +762,18 @@ class HTTPConnection(asyncio.Protocol):
         if self.lingering:
             self._close_now()
         elif not self.busy:
-            self._close(timed_out=True)
+            self._close()
 
-    def _close(self, *, timed_out: bool = False) -> None:
+    def _close(self, *, linger: bool = False) -> None:
         """Close after everything written so far has been sent.
 
-        When the client may still be sending (an unread body, a refused request), closing
-        at once would make the kernel answer its bytes with RST, which can destroy our
-        response before the client reads it. So, like nginx's lingering close, half-close
-        first and drop what still arrives until the client's EOF or a short deadline.
+        After a response (``linger``), the client may still be sending: an unread body,
+        requests pipelined behind a ``Connection: close``, a request we refused. Closing at
+        once would make the kernel answer those bytes with RST, which destroys the part of
+        our response the client has not read yet. So, like nginx's lingering close,
+        half-close first and drop what still arrives until the client's EOF (usually one
+        round trip), LINGER_IDLE without a packet, or LINGER_TOTAL. Not when the client has
+        closed already, nor when we close on our own (a timeout: a slowloris gets none).
         """
         if self.closing:
             return
@@ -786,8 +783,7 @@ class HTTPConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        unanswered = not timed_out and self._unread_input()  # a slowloris gets no linger
-        if (self.linger or unanswered) and transport.can_write_eof():
+        if linger and not self.eof and transport.can_write_eof():
             transport.write_eof()
             if self.read_paused:
                 self.read_paused = False
@@ -797,14 +793,6 @@ class HTTPConnection(asyncio.Protocol):
             self.linger_until = self.loop.time() + LINGER_TOTAL
         else:
             transport.close()
-
-    def _unread_input(self) -> bool:
-        """Bytes the client sent that we will never answer (requests pipelined behind a
-        ``Connection: close``): closing on them would reset the connection."""
-        if self.buffer:
-            return True
-        parser = self.parser
-        return parser is not None and bool(parser.trailing_data[0])
 
     def _close_now(self) -> None:
         self._cancel_timer()

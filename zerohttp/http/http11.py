@@ -20,16 +20,16 @@ Headers = Sequence[tuple[bytes, bytes]]
 
 
 def head_size(method: bytes, target: bytes, headers: Headers) -> int:
-    """Bytes of the request line and header fields in canonical form.
+    """Bytes of the request line and header fields in their shortest wire form.
 
     h11's ``max_incomplete_event_size`` only bounds a head still arriving; a complete one
     that lands in a single read is accepted at any size, so this is checked on every
-    request. Canonical form (``name: value\\r\\n``) never exceeds what was on the wire by
-    more than the whitespace h11 trimmed.
+    request. Counting each field as ``Name:value\\r\\n`` never makes a head that fits
+    look too large; what it misses is only the whitespace h11 trimmed.
     """
     size = len(method) + len(target) + len(b" HTTP/1.1\r\n\r\n") + 1
     for name, value in headers:
-        size += len(name) + len(value) + 4
+        size += len(name) + len(value) + 3  # "Name:value\r\n", the shortest on the wire
     return size
 
 
