@@ -51,6 +51,7 @@ import struct
 import threading
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -146,15 +147,15 @@ class Records(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.records: list[logging.LogRecord] = []
-        self.lock_ = threading.Lock()
+        self._taken_lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.WARNING or record.exc_info:
-            with self.lock_:
+            with self._taken_lock:
                 self.records.append(record)
 
     def take(self) -> list[logging.LogRecord]:
-        with self.lock_:
+        with self._taken_lock:
             taken, self.records = self.records, []
         return taken
 
@@ -194,6 +195,7 @@ def settle(running: RunningServer) -> int:
 
 
 SERVERS = [("uvloop", "sendfile"), ("asyncio", "fallback")]
+MAX_HEADER_BYTES = 2048  # low enough for a few long fields to reach 431
 
 
 @pytest.fixture(scope="module", params=SERVERS, ids=[f"{lp}-{bp}" for lp, bp in SERVERS])
@@ -212,7 +214,9 @@ def fuzzed(
         lg.propagate = False
     watched[0].setLevel(logging.DEBUG)  # before start: the per-response log line runs too
     try:
-        with start_server(root, loop, body_path, autoindex=True) as running:
+        with start_server(
+            root, loop, body_path, autoindex=True, max_header_bytes=MAX_HEADER_BYTES
+        ) as running:
             for target in ("/probe.txt", "/a.txt", "/", "/sub/", "/noindex/", "/nope"):
                 send_and_read(running, [request_bytes(b"GET", target.encode())])
             assert_alive(running)
@@ -321,18 +325,25 @@ class Reply:
     status: int
     headers: dict[bytes, bytes]
     body: bytes
+    cut: bool = False  # the server's reset destroyed the rest (see parse_replies)
 
 
 def error_body(status: int) -> bytes:
     return f"{status} {HTTPStatus(status).phrase}\n".encode("ascii")
 
 
-def parse_replies(data: bytes, *, may_be_head: bool) -> list[Reply]:
+def parse_replies(data: bytes, *, may_be_head: bool, reset: bool = False) -> list[Reply]:
     """Split ``data`` into responses, asserting each is well-formed HTTP/1.1.
 
     A response to HEAD has the Content-Length of the GET but no body; when the request
     bytes contain ``HEAD``, a response followed by the end of the data or by another
     status line is taken as one.
+
+    With ``reset`` (the server's kernel reset the connection, which discards whatever it
+    had not sent yet), the last response may be cut short; ``Reply.cut`` says so. That
+    happens when a response closes the connection and the client's next bytes arrive
+    after the close: the bug pinned by
+    ``test_a_closing_response_survives_a_request_sent_behind_it``.
     """
     replies: list[Reply] = []
     position = 0
@@ -341,8 +352,14 @@ def parse_replies(data: bytes, *, may_be_head: bool) -> list[Reply]:
             f"bytes after a Connection: close response: {data[position : position + 200]!r}"
         )
         end = data.find(b"\r\n\r\n", position)
+        if end < 0 and reset:
+            break
         assert end >= 0, f"incomplete response head: {data[position : position + 300]!r}"
         lines = data[position:end].split(b"\r\n")
+        if lines == [b"HTTP/1.1 100 Continue"]:  # interim, to Expect: 100-continue
+            position = end + 4
+            assert position < len(data), "100 Continue and no final response"
+            continue
         status_line = _STATUS_LINE.fullmatch(lines[0])
         assert status_line, f"bad status line {lines[0]!r}"
         status = int(status_line.group(1))
@@ -357,6 +374,8 @@ def parse_replies(data: bytes, *, may_be_head: bool) -> list[Reply]:
         assert b"date" in headers
         assert headers.get(b"server") == b"zerohttp"
         assert b"transfer-encoding" not in headers
+        if status in (431, 501, 505):  # refused before reading: never kept open
+            assert headers.get(b"connection") == b"close", headers
         position = end + 4
         if status in BODILESS:
             assert b"content-length" not in headers or status == 304
@@ -368,6 +387,9 @@ def parse_replies(data: bytes, *, may_be_head: bool) -> list[Reply]:
         if may_be_head and length and (not rest or rest.startswith(b"HTTP/1.1 ")):
             body = b""
         else:
+            if reset and len(rest) < length:
+                replies.append(Reply(status, headers, rest, cut=True))
+                break
             assert len(rest) >= length, f"body cut short: {len(rest)} of {length} bytes"
             body = rest[:length]
         position += len(body)
@@ -391,7 +413,9 @@ def assert_from_root(reply: Reply) -> None:
             headers.get(b"content-type", b"").startswith(b"text/html")
             and headers.get(b"cache-control") == b"no-cache"
         )
-        assert listing or body in ROOT_CONTENTS, f"200 body from nowhere: {body[:200]!r}"
+        assert listing or any(same(data, reply) for data in ROOT_CONTENTS), (
+            f"200 body from nowhere: {body[:200]!r}"
+        )
     elif status == 206:
         if headers.get(b"content-type", b"").startswith(b"multipart/byteranges"):
             return
@@ -399,10 +423,15 @@ def assert_from_root(reply: Reply) -> None:
         assert match, headers
         first, last, size = (int(g) for g in match.groups())
         assert any(
-            len(data) == size and data[first : last + 1] == body for data in ROOT_FILES.values()
+            len(data) == size and same(data[first : last + 1], reply) for data in ROOT_CONTENTS
         ), f"206 body from nowhere: {body[:200]!r}"
     else:
-        assert body == error_body(status), f"{status} with body {body[:200]!r}"
+        assert same(error_body(status), reply), f"{status} with body {body[:200]!r}"
+
+
+def same(expected: bytes, reply: Reply) -> bool:
+    """The reply's body is ``expected``, or its start when the rest was cut off."""
+    return reply.body == expected or (reply.cut and expected.startswith(reply.body))
 
 
 ROOT_CONTENTS = frozenset(ROOT_FILES.values())
@@ -414,7 +443,9 @@ def check_exchange(exchange: Exchange) -> list[Reply]:
         assert marker not in exchange.received, f"{marker!r} leaked: {exchange.received[:500]!r}"
     if exchange.aborted:
         return []
-    replies = parse_replies(exchange.received, may_be_head=b"HEAD" in exchange.sent)
+    replies = parse_replies(
+        exchange.received, may_be_head=b"HEAD" in exchange.sent, reset=exchange.reset
+    )
     for reply in replies:
         assert_from_root(reply)
     if exchange.sent and not replies:
@@ -461,14 +492,10 @@ def run_example(fuzz: Fuzzed, budget: Budget, body: Callable[[], Any]) -> None:
 
 # --- strategies: requests from parts, then mutations ----------------------------------------
 
-methods = st.sampled_from(
-    [b"GET"] * 6 + [b"HEAD"] * 2 + [b"POST", b"OPTIONS", b"PUT", b"get", b"BREW", b"CONNECT"]
-)
-versions = st.sampled_from(
-    [b"HTTP/1.1"] * 6
-    + [b"HTTP/1.0"] * 2
-    + [b"HTTP/0.9", b"HTTP/2.0", b"http/1.1", b"HTTP/1.10", b""]
-)
+GOOD_METHODS = [b"GET"] * 4 + [b"HEAD"] * 2 + [b"OPTIONS", b"POST"]
+ODD_METHODS = [b"PUT", b"get", b"BREW", b"CONNECT", b"G\x00T", b""]
+GOOD_VERSIONS = [b"HTTP/1.1"] * 3 + [b"HTTP/1.0"]
+ODD_VERSIONS = [b"HTTP/0.9", b"HTTP/2.0", b"http/1.1", b"HTTP/1.10", b""]
 KNOWN_TARGETS = [
     b"/probe.txt",
     b"/",
@@ -614,9 +641,7 @@ def traversal_targets(draw: st.DrawFn) -> bytes:
     return target + draw(st.sampled_from(CLEAN_SUFFIXES if clean else TRAVERSAL_SUFFIXES))
 
 
-targets = st.sampled_from(KNOWN_TARGETS) | traversal_targets()
-
-HEADER_CHOICES = [
+GOOD_FIELDS = [
     (b"Range", b"bytes=0-0"),
     (b"Range", b"bytes=-5"),
     (b"Range", b"bytes=3-"),
@@ -642,35 +667,67 @@ HEADER_CHOICES = [
     (b"Upgrade", b"h2c"),
     (b"Content-Length", b"0"),
     (b"Content-Length", b"5"),
-    (b"Content-Length", b"-1"),
-    (b"Content-Length", b"99999999999999999999"),
     (b"Transfer-Encoding", b"chunked"),
-    (b"Transfer-Encoding", b"gzip"),
     (b"Expect", b"100-continue"),
-    (b"Host", b"other.example"),
     (b"User-Agent", b"fuzz/1.0 (\xc3\xa9)"),
 ]
-BODIES = [b"", b"", b"hello", b"0\r\n\r\n", b"5\r\nhello\r\n0\r\n\r\n", b"zz\r\n", b"\r\n"]
+ODD_FIELDS = [
+    (b"Content-Length", b"-1"),
+    (b"Content-Length", b"99999999999999999999"),
+    (b"Content-Length", b"1, 1"),
+    (b"Transfer-Encoding", b"gzip"),
+    (b"Transfer-Encoding", b"chunked, chunked"),
+    (b"Host", b"other.example"),
+    (b"Host", b""),
+    (b"X Space", b"v"),
+]
 
-headers = st.lists(
-    st.sampled_from(HEADER_CHOICES)
-    | st.tuples(st.binary(min_size=1, max_size=8), st.binary(max_size=16)),
-    max_size=4,
-)
+
+def one_in(n: int) -> st.SearchStrategy[bool]:
+    """True about once in ``n`` draws, and False when shrunk (hypothesis favours the first
+    element of a sampled_from and the bounds of st.integers)."""
+    return st.sampled_from([False] * (n - 1) + [True])
+
+
+any_fields = st.tuples(st.binary(min_size=1, max_size=8), st.binary(max_size=16))
+
+
+def body_for(fields: list[tuple[bytes, bytes]]) -> bytes:
+    """The body the framing fields announce (the last of each, as a server would read it)."""
+    framing = {name.lower(): value for name, value in fields}
+    if framing.get(b"transfer-encoding") == b"chunked":
+        return b"5\r\nhello\r\n0\r\n\r\n"
+    length = framing.get(b"content-length", b"0")
+    return b"x" * int(length) if length.isdigit() and int(length) < 100 else b""
 
 
 @st.composite
 def requests(draw: st.DrawFn) -> bytes:
-    """One request from parts; sometimes without Host, sometimes a field twice."""
-    fields = draw(headers)
-    if draw(st.integers(0, 9)):
+    """One request from parts. Two in three are well-formed; the odd third draws from
+    odd methods, versions and fields too, may lack Host, repeat a field or carry stray
+    bytes."""
+    odd = draw(one_in(3))
+
+    def part(good: list[Any], bad: list[Any]) -> Any:
+        return draw(st.sampled_from(good + bad if odd else good))
+
+    fields = [
+        draw(any_fields) if odd and draw(one_in(4)) else part(GOOD_FIELDS, ODD_FIELDS)
+        for _ in range(draw(st.sampled_from([0, 0, 1, 1, 2, 3])))
+    ]
+    if draw(one_in(8)):  # a head around MAX_HEADER_BYTES: read, or 431
+        filler = draw(st.sampled_from(range(MAX_HEADER_BYTES - 150, MAX_HEADER_BYTES + 50, 5)))
+        fields.append((b"X-Fill", b"f" * filler))
+    if not (odd and draw(one_in(3))):
         fields.insert(draw(st.integers(0, len(fields))), (b"Host", b"127.0.0.1"))
-    if fields and not draw(st.integers(0, 4)):
-        fields.append(fields[draw(st.integers(0, len(fields) - 1))])
-    version = draw(versions)
-    line = draw(methods) + b" " + draw(targets) + (b" " + version if version else b"")
-    head = line + b"\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in fields)
-    return head + b"\r\n" + draw(st.sampled_from(BODIES))
+    if odd and draw(one_in(2)):
+        fields.append(fields[draw(st.integers(0, len(fields) - 1))] if fields else (b"", b""))
+    version = part(GOOD_VERSIONS, ODD_VERSIONS)
+    target = draw(traversal_targets() if draw(one_in(4)) else st.sampled_from(KNOWN_TARGETS))
+    line = part(GOOD_METHODS, ODD_METHODS) + b" " + target + (b" " + version if version else b"")
+    head = line + b"\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in fields) + b"\r\n"
+    stray = draw(st.sampled_from([b"hello", b"0\r\n\r\n", b"\r\n", b"zz\r\n"]))
+    return head + body_for(fields) + (stray if odd and draw(one_in(3)) else b"")
 
 
 FRAGMENTS = [
@@ -700,10 +757,10 @@ FRAGMENTS = [
 
 
 @st.composite
-def mutations(draw: st.DrawFn, data: bytes, most: int = 3) -> bytes:
-    """``data`` with up to ``most`` byte-level mutations."""
+def mutations(draw: st.DrawFn, data: bytes) -> bytes:
+    """``data`` with up to three byte-level mutations."""
     buffer = bytearray(data)
-    for _ in range(draw(st.integers(0, most))):
+    for _ in range(draw(st.sampled_from([0, 0, 1, 1, 2, 3]))):
         kind = draw(st.sampled_from(["flip", "insert", "fragment", "delete", "duplicate", "cut"]))
         at = draw(st.integers(0, len(buffer)))
         if kind == "flip" and buffer:
@@ -717,7 +774,7 @@ def mutations(draw: st.DrawFn, data: bytes, most: int = 3) -> bytes:
         elif kind == "duplicate":
             start = draw(st.integers(0, len(buffer)))
             buffer[at:at] = buffer[start : start + draw(st.integers(1, 24))]
-        elif kind == "cut" and not draw(st.integers(0, 3)):
+        elif kind == "cut" and draw(one_in(4)):
             del buffer[at:]
     return bytes(buffer)
 
@@ -739,32 +796,41 @@ def fuzz_inputs(draw: st.DrawFn) -> tuple[list[bytes], list[float], bool]:
     batch = b"".join(draw(st.lists(requests(), min_size=1, max_size=3)))
     data = draw(mutations(batch))
     pieces, delays = draw(deliveries(data))
-    return pieces, delays, not draw(st.integers(0, 15))
+    return pieces, delays, draw(one_in(16))
 
 
 # --- the socket properties ------------------------------------------------------------------
 
 
 def test_mutated_requests(fuzzed: Fuzzed) -> None:
-    budget = Budget(9)
+    budget = Budget(8)
+
+    seen: Counter[str] = Counter()
 
     @examples(160)
     @given(fuzz_inputs())
     def run(case: tuple[list[bytes], list[float], bool]) -> None:
         pieces, delays, abort = case
-        run_example(
-            fuzzed,
-            budget,
-            lambda: check_exchange(send_and_read(fuzzed.running, pieces, delays, abort=abort)),
-        )
+
+        def body() -> None:
+            exchange = send_and_read(fuzzed.running, pieces, delays, abort=abort)
+            replies = check_exchange(exchange)
+            seen.update(str(reply.status) for reply in replies)
+            seen["aborted" if abort else "silent" if not replies else "answered"] += 1
+            seen.update(["reset"] * exchange.reset + ["send failed"] * exchange.send_failed)
+
+        run_example(fuzzed, budget, body)
 
     run()
     budget.report("mutated requests")
+    print(f"mutated requests, {fuzzed.running.loop_name}: {sorted(seen.items())}")
+    statuses = {key for key in seen if key.isdigit()}
+    assert {"200", "400", "404"} <= statuses and len(statuses) >= 7, seen  # reached
 
 
 def test_traversal_targets(fuzzed: Fuzzed) -> None:
     """Single well-framed requests whose target tries to climb out of ROOT."""
-    budget = Budget(6)
+    budget = Budget(4)
     answered: list[int] = []
 
     @examples(120)
@@ -787,7 +853,7 @@ def test_traversal_targets(fuzzed: Fuzzed) -> None:
 
 def test_random_bytes(fuzzed: Fuzzed) -> None:
     """Bytes with no HTTP shape at all, alone or in front of or behind a valid request."""
-    budget = Budget(4)
+    budget = Budget(2)
     valid = request_bytes()
 
     @examples(50)
@@ -949,7 +1015,7 @@ def whitespace_variants(draw: st.DrawFn) -> bytes:
     lines[0] = draw(ws) * draw(st.integers(0, 1)) + method
     lines[0] += (draw(ws) or b" ") if draw(st.booleans()) else b" "
     lines[0] += target + ((draw(ws) or b" ") if draw(st.booleans()) else b" ") + version
-    if not draw(st.integers(0, 3)):
+    if draw(one_in(4)):
         lines[0] += draw(ws)
     for index in draw(st.lists(st.integers(1, len(lines) - 1), max_size=3)):
         name, _, value = lines[index].partition(b":")
@@ -979,7 +1045,7 @@ def test_whitespace_variants_are_declined_or_agree() -> None:
         reach.check(buffer)
 
     run()
-    assert reach.accepted > 20, (reach.accepted, reach.total)
+    assert reach.accepted > 10, (reach.accepted, reach.total)
 
 
 @st.composite
@@ -1013,7 +1079,7 @@ def bare_line_ends(draw: st.DrawFn) -> bytes:
     out = parts[0]
     for part in parts[1:]:
         out += draw(ends) + part
-    if not draw(st.integers(0, 2)):
+    if draw(one_in(3)):
         at = draw(st.integers(0, len(out)))
         out = out[:at] + draw(st.sampled_from([b"\r", b"\n"])) + out[at:]
     return out
@@ -1115,6 +1181,28 @@ def test_a_refused_connection_is_released_once_the_client_has_closed(tmp_path: P
         while running.call(lambda: len(state.connections)) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert running.call(lambda: len(state.connections)) == 0, "still lingering after 1 s"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a response that closes the connection (HTTP/1.0, Connection: close) is closed "
+    "at once, without lingering: bytes the client sends after it make the server's kernel "
+    "reset the connection, which discards the part of the body not yet sent",
+)
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_closing_response_survives_a_request_sent_behind_it(tmp_path: Path, loop: str) -> None:
+    big = bytes(range(256)) * 1024  # more than the client's receive window holds
+    (tmp_path / "big.bin").write_bytes(big)
+    (tmp_path / "probe.txt").write_bytes(PROBE)
+    pieces = [
+        b"GET /big.bin HTTP/1.0\r\nHost: x\r\n\r\n",
+        b"GET /probe.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+    ]
+    with start_server(tmp_path, loop) as running:
+        exchange = send_and_read(running, pieces, [0.0, 0.01])
+    assert not exchange.reset, f"reset after {len(exchange.received)} bytes"
+    replies = parse_replies(exchange.received, may_be_head=False)
+    assert [(r.status, r.body == big) for r in replies] == [(200, True)]
 
 
 def test_h11_reads_what_the_exact_size_head_says() -> None:
