@@ -1,8 +1,9 @@
 """Fuzzing: random bytes and mutated requests against a live server over real sockets.
 
-A server per event loop (uvloop with sendfile, asyncio with the read fallback) serves a
-small site whose directory has a sibling, ``ROOT-private``, and a parent holding files
-with a unique token. Requests are built from parts (method, target, version, headers,
+A server per event loop (uvloop with sendfile, asyncio with the read fallback; autoindex
+on, ``--max-header-bytes 2048``) serves a small site whose directory has a sibling with
+the same prefix (``www`` and ``www-private``), symlinks into it, and a parent, all holding
+files with a unique token. Requests are built from parts (method, target, version, headers,
 body), pipelined two or three to a write, mutated at the byte level (flips, insertions,
 deletions, duplicated spans, truncation, traversal and line-end fragments) and written in
 pieces with small delays. Every example then checks:
@@ -16,11 +17,12 @@ pieces with small delays. Every example then checks:
 - **well-formed HTTP/1.1**: every response parses (status line, field lines, Date,
   Server, one Content-Length except on 204/304), its status is in ``ALLOWED``, an error
   body is the standard page, the bytes end exactly after the last response, nothing
-  follows a ``Connection: close`` response. The client half-closes after its last byte,
-  so the server's EOF marks the end; closing **without a byte** is accepted only when
-  the client sent nothing, or when the server reset the connection while the client was
-  still writing after a response that closed it (its response may then be lost, as TCP
-  discards it on the client's side);
+  follows a ``Connection: close`` response, 431/501/505 close the connection. The
+  client half-closes after its last byte, so the server's EOF marks the end. Closing
+  **without a byte** is accepted only when the client sent nothing, or when the server's
+  kernel reset the connection (bytes that arrive after the server closed): a reset
+  discards what the server had not sent yet, so then the last response may also be cut
+  short (a pinned bug, below);
 - **no hang**: every socket operation has a timeout and the whole exchange must end
   within ``EXAMPLE_SECONDS``.
 
@@ -32,6 +34,8 @@ The pure properties at the end check ``read_simple_head`` against h11 with mutat
 strategies that ``test_simple_head.py`` does not use: span duplications and deletions of
 browser-shaped heads, header-name case changes, whitespace variants, obs-fold, bare CR
 and LF, and heads within a few bytes of the size limit.
+
+Bugs found are pinned at the end as strict xfails, so CI stays green and the bug visible.
 
 CI runs a fixed number of examples with ``derandomize=True`` (the same inputs every run)
 and a wall-time guard per test. ``ZEROHTTP_FUZZ=N`` multiplies the example counts by N,
@@ -296,12 +300,11 @@ def request_bytes(
     target: bytes = b"/probe.txt",
     version: bytes = b"HTTP/1.1",
     headers: list[tuple[bytes, bytes]] | None = None,
-    body: bytes = b"",
 ) -> bytes:
     fields = [(b"Host", b"127.0.0.1")] if headers is None else headers
     head = method + b" " + target + b" " + version + b"\r\n"
     head += b"".join(name + b": " + value + b"\r\n" for name, value in fields)
-    return head + b"\r\n" + body
+    return head + b"\r\n"
 
 
 def assert_alive(running: RunningServer) -> None:
@@ -807,7 +810,7 @@ def test_mutated_requests(fuzzed: Fuzzed) -> None:
 
     seen: Counter[str] = Counter()
 
-    @examples(160)
+    @examples(220)
     @given(fuzz_inputs())
     def run(case: tuple[list[bytes], list[float], bool]) -> None:
         pieces, delays, abort = case
@@ -856,7 +859,7 @@ def test_random_bytes(fuzzed: Fuzzed) -> None:
     budget = Budget(2)
     valid = request_bytes()
 
-    @examples(50)
+    @examples(60)
     @given(st.binary(max_size=300), st.sampled_from(["alone", "before", "after"]))
     def run(noise: bytes, where: str) -> None:
         data = {"alone": noise, "before": noise + valid, "after": valid + noise}[where]
