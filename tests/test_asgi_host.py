@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import start_server
+from serverprocs import zerohttp
 
 from zerohttp import Config
 from zerohttp.asgi.host import ASGIHost, Mount, is_websocket_upgrade, split_target
@@ -322,32 +319,10 @@ def test_server_hosts_an_app_object(tmp_path: Path, loop: str) -> None:
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_asgi_host_example_serves_pathsend_and_mount(workers: str) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "zerohttp",
-            "--app",
-            "examples.asgi_host:app",
-            "--mount",
-            "/static=examples/site",
-            "--port",
-            "0",
-            "--workers",
-            workers,
-        ],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        banner = proc.stderr.readline()
-        assert "serving ASGI app examples.asgi_host:app" in banner, banner
-        port = int(banner.split("http://127.0.0.1:")[1].split("/")[0])
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    args = ["--app", "examples.asgi_host:app", "--mount", "/static=examples/site"]
+    with zerohttp([*args, "--port", "0", "--workers", workers], cwd=REPO) as server:
+        assert "serving ASGI app examples.asgi_host:app" in server.banner, server.banner
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
         connection.request("GET", "/report")
         report = connection.getresponse()
         assert report.status == 200
@@ -361,15 +336,4 @@ def test_asgi_host_example_serves_pathsend_and_mount(workers: str) -> None:
             connection.request("GET", "/hello")
             assert json.loads(connection.getresponse().read()) == {"hello": "world"}
         connection.close()
-    finally:
-        proc.terminate()
-        deadline = time.monotonic() + 10
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if proc.poll() is None:
-            proc.kill()
-        assert proc.wait() == 0
-        assert proc.stderr is not None
-        rest = proc.stderr.read()
-        assert "Traceback" not in rest, rest
-    assert os.path.exists(REPO / "examples/asgi_host.py")
+        assert server.stop() == 0

@@ -8,8 +8,9 @@ connection layer and head readers); ``body`` (zero-copy and fallback body paths)
 
 __version__ = "0.1.0"
 
+from .asgi.staticfiles import StaticFiles
 from .config import Config
 from .runner import run
 from .server import Server, serve
 
-__all__ = ["Config", "Server", "__version__", "run", "serve"]
+__all__ = ["Config", "Server", "StaticFiles", "__version__", "run", "serve"]

@@ -1,12 +1,30 @@
-"""``zerohttp`` command line, generated from the fields of ``Config``."""
+"""``zerohttp`` command line, generated from the fields of ``Config``.
+
+Every field is a flag (``root`` is the positional ROOT) and also an environment variable,
+``ZEROHTTP_`` plus the field's name in capitals: ``ZEROHTTP_PORT=8080``,
+``ZEROHTTP_ACCESS_LOG=json``, ``ZEROHTTP_ROOT=/srv``. A field added to ``Config`` gets both
+without a change here. An environment value is turned into the flag's own arguments and
+parsed by the same parser, so it is converted and checked exactly like the flag, and a bad
+one is the flag's one-line error naming the variable. Precedence: command line, then
+environment, then the ``Config`` default.
+
+``zerohttp --check URL`` is not a setting: it fetches URL and exits 0 on a 2xx/3xx answer,
+1 otherwise: a container health check that needs no curl in the image.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import http.client
 import logging
+import os
+import re
 import sys
-from collections.abc import Sequence
+import types
+import typing
+import urllib.parse
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from . import __version__
@@ -14,53 +32,113 @@ from .config import Config
 from .errors import ConfigError
 from .runner import run
 
+ENV_PREFIX = "ZEROHTTP_"
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+CHECK_TIMEOUT = 3.0
+
+ENV_HELP = (
+    "Every option can also be set in the environment: ZEROHTTP_ and the option's name in "
+    "capitals, dashes as underscores (ZEROHTTP_PORT=8080, ZEROHTTP_ACCESS_LOG=json, "
+    "ZEROHTTP_ROOT=/srv for ROOT). The command line wins over the environment. On/off "
+    "options take 1/0, true/false, yes/no or on/off; A,B,... lists are written as on the "
+    "command line; a repeatable option (--mime, --mount) takes a comma-separated list, or "
+    "one entry per line when the value contains a newline (then commas are kept). An empty "
+    "variable counts as unset."
+)
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable for a ``Config`` field: ``port`` -> ``ZEROHTTP_PORT``."""
+    return ENV_PREFIX + field_name.upper()
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
 
 class _OneLineParser(argparse.ArgumentParser):
     """Bad arguments end with one line on stderr, not a usage dump."""
 
+    #: (variable, value) of the environment setting being parsed, named in its error
+    source: tuple[str, str] | None = None
+
     def error(self, message: str) -> NoReturn:
+        if self.source is not None:
+            var, value = self.source
+            message += f" (from {var})"
+            if re.match(r"(tcp|udp)://", value):
+                message += (
+                    "; Kubernetes sets it for a Service named 'zerohttp': set "
+                    "enableServiceLinks: false in the pod spec"
+                )
         self.exit(2, f"zerohttp: error: {message} (see zerohttp --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _OneLineParser:
+    """The parser; its namespace holds only what the arguments gave (no defaults)."""
     parser = _OneLineParser(
-        prog="zerohttp", description="Serve a directory over HTTP/1.1, file bodies zero-copy."
+        prog="zerohttp",
+        description="Serve a directory over HTTP/1.1, file bodies zero-copy.",
+        epilog=ENV_HELP,
     )
     parser.add_argument("--version", action="version", version=f"zerohttp {__version__}")
+    parser.add_argument(
+        "--check",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="fetch URL (http:// or https://, certificate not verified) and exit: 0 on a "
+        f"2xx/3xx status, else 1 after one line; times out after {CHECK_TIMEOUT:g} s. "
+        "A container health check that needs no curl",
+    )
     defaults = Config()
+    hints = typing.get_type_hints(Config)
     for field in dataclasses.fields(Config):
         meta = field.metadata
         default = getattr(defaults, field.name)
-        kwargs: dict[str, Any] = {"help": meta["help"]}
+        value_type = _value_type(hints.get(field.name), default)
+        kwargs: dict[str, Any] = {
+            "help": f"{meta['help']} [env: {env_name(field.name)}]",
+            "default": argparse.SUPPRESS,
+        }
         if meta.get("positional"):
-            parser.add_argument(field.name, nargs="?", default=default, metavar="ROOT", **kwargs)
+            parser.add_argument(field.name, nargs="?", metavar=field.name.upper(), **kwargs)
             continue
-        kwargs["help"] += f" (default: {_shown(default)})"
+        kwargs["help"] = (
+            f"{meta['help']} (default: {_shown(default)}) [env: {env_name(field.name)}]"
+        )
         if "choices" in meta:
             kwargs["choices"] = meta["choices"]
-        flag = "--" + field.name.replace("_", "-")
-        if isinstance(default, bool):
+        if value_type is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif meta.get("list") == "repeat":
             kwargs.update(action="append", metavar=field.name.upper())
-            default = None
         elif meta.get("list") == "comma":
             kwargs.update(type=_comma_list, metavar="A,B,...")
-            kwargs["help"] = kwargs["help"].replace(
-                f"(default: {getattr(defaults, field.name)})", f"(default: {','.join(default)})"
-            )
         else:
-            kwargs["type"] = type(default)
+            kwargs["type"] = value_type
             if "choices" not in meta:
                 kwargs["metavar"] = field.name.upper()
-        parser.add_argument(flag, dest=field.name, default=default, **kwargs)
+        parser.add_argument(flag_name(field.name), dest=field.name, **kwargs)
     return parser
+
+
+def _value_type(hint: Any, default: object) -> Any:
+    """What converts one argument: the annotation (``X | None`` as X), else the default's type."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        hint = args[0] if len(args) == 1 else None
+    if hint in (bool, int, float, str):
+        return hint
+    if default is None or typing.get_origin(hint) is typing.Literal:
+        return str
+    return type(default)
 
 
 def _shown(default: object) -> str:
     if isinstance(default, tuple):
         default = ",".join(default)
-    return str(default) if default != "" else "none"
+    return str(default) if default not in ("", None) else "none"
 
 
 def _comma_list(text: str) -> tuple[str, ...]:
@@ -69,22 +147,152 @@ def _comma_list(text: str) -> tuple[str, ...]:
     return () if items == ("none",) else items
 
 
-def parse_config(argv: Sequence[str] | None = None) -> Config:
-    namespace = build_parser().parse_args(argv)
-    values = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(Config)}
+def _env_arguments(
+    parser: _OneLineParser, field: dataclasses.Field[Any], value: str, is_bool: bool
+) -> list[str]:
+    """The command-line arguments that say what the environment value says."""
+    if field.metadata.get("positional"):
+        return ["--", value]
+    flag = flag_name(field.name)
+    if is_bool:
+        word = value.lower()
+        if word in TRUE_WORDS:
+            return [flag]
+        if word in FALSE_WORDS:
+            return ["--no-" + flag[2:]]
+        parser.error(
+            f"argument {flag}: invalid boolean value: {value!r} "
+            "(use 1/0, true/false, yes/no or on/off)"
+        )
+    if field.metadata.get("list") == "repeat":
+        entries = value.splitlines() if "\n" in value else value.split(",")
+        return [f"{flag}={entry.strip()}" for entry in entries if entry.strip()]
+    return [f"{flag}={value}"]
+
+
+def settings_from_env(
+    parser: _OneLineParser, environ: Mapping[str, str], skip: Sequence[str] = ()
+) -> dict[str, Any]:
+    """``Config`` field -> value for each ``ZEROHTTP_*`` variable set (fields in ``skip``
+    excepted); a bad value exits with the flag's error naming the variable."""
+    hints = typing.get_type_hints(Config)
+    defaults = Config()
+    found: dict[str, Any] = {}
+    for field in dataclasses.fields(Config):
+        var = env_name(field.name)
+        value = environ.get(var, "").strip()
+        if field.name in skip or not value:
+            continue
+        is_bool = _value_type(hints.get(field.name), getattr(defaults, field.name)) is bool
+        parser.source = (var, value)
+        try:
+            namespace = parser.parse_args(_env_arguments(parser, field, value, is_bool))
+        finally:
+            parser.source = None
+        if field.name in vars(namespace):  # a repeatable option given only separators
+            found[field.name] = getattr(namespace, field.name)
+    return found
+
+
+def parse_config(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """The ``Config`` that ``zerohttp ARGV`` runs with, ``ZEROHTTP_*`` from ``environ``
+    (default ``os.environ``) filling what the arguments leave out."""
+    parser = build_parser()
+    return _config(parser, parser.parse_args(argv), os.environ if environ is None else environ)
+
+
+def _config(
+    parser: _OneLineParser, namespace: argparse.Namespace, environ: Mapping[str, str]
+) -> Config:
+    given = {name: value for name, value in vars(namespace).items() if name != "check"}
+    from_env = settings_from_env(parser, environ, skip=list(given))
+    values = {**from_env, **given}
     for name, value in values.items():
         if isinstance(value, list):
             values[name] = tuple(value)
-        elif value is None:
-            values[name] = getattr(Config(), name)
-    return Config(**values)
+    try:
+        return Config(**values)
+    except ConfigError as exc:
+        message = str(exc)
+        named = [
+            env_name(name)
+            for name in from_env
+            if re.search(rf"(?<![\w-]){re.escape(flag_name(name))}(?![\w-])", message)
+        ]
+        if named:
+            raise ConfigError(f"{message} (from {', '.join(named)})") from None
+        raise
+
+
+def check(url: str, timeout: float = CHECK_TIMEOUT) -> int:
+    """GET ``url``: 0 on a 2xx/3xx status, else 1 after one line on stderr.
+
+    Never 2, which Docker reserves in a HEALTHCHECK. An https:// certificate is not
+    verified: the probe asks whether the server answers, not who it is.
+    """
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+        print(
+            f"zerohttp: error: --check {url!r}: expected http://HOST[:PORT]/PATH", file=sys.stderr
+        )
+        return 1
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        import ssl
+
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        connection = http.client.HTTPSConnection(
+            parts.hostname, port, timeout=timeout, context=context
+        )
+    else:
+        connection = http.client.HTTPConnection(parts.hostname, port, timeout=timeout)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request("GET", target, headers={"User-Agent": f"zerohttp-check/{__version__}"})
+        response = connection.getresponse()
+        status, reason = response.status, response.reason
+    except (OSError, http.client.HTTPException) as exc:
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        print(f"zerohttp: check {url}: {why}", file=sys.stderr)
+        return 1
+    finally:
+        connection.close()
+    if 200 <= status < 400:
+        print(f"zerohttp: check {url}: {status} {reason}")
+        return 0
+    print(f"zerohttp: check {url}: {status} {reason}", file=sys.stderr)
+    return 1
+
+
+ADDRESS_FLAGS = ("--port", "--uds", "--fd")
+
+
+def names_an_address(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
+    """Whether the command line or a ZEROHTTP_ variable says where to listen (else a socket
+    passed by systemd socket activation is served)."""
+    if any(arg.split("=", 1)[0] in ADDRESS_FLAGS for arg in argv):
+        return True
+    return any(environ.get(f"ZEROHTTP_{flag[2:].upper()}") for flag in ADDRESS_FLAGS)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
+    namespace = parser.parse_args(argv)
+    if "check" in vars(namespace):
+        sys.exit(check(namespace.check))
     try:
-        config = parse_config(argv)
+        config = _config(parser, namespace, os.environ)
         logging.basicConfig(level=config.log_level.upper(), format="%(message)s", stream=sys.stderr)
-        run(config)
+        given = names_an_address(sys.argv[1:] if argv is None else argv, os.environ)
+        run(config, address_given=given)
     except ConfigError as exc:
         sys.exit(f"zerohttp: error: {exc}")
     except KeyboardInterrupt:

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .http.accesslog import ACCESS_LOG_FORMATS
+from .listeners import parse_mode
 from .static.options import StaticOptions
 from .static.options import option as _opt
+from .tls import TLSSettings
 
 LoopName = Literal["auto", "uvloop", "asyncio"]
 LOOP_NAMES: tuple[LoopName, ...] = ("auto", "uvloop", "asyncio")
@@ -47,9 +50,30 @@ class Config(StaticOptions):
         "largest request body (sent with a GET or HEAD) read and dropped on a kept connection",
     )
     backlog: int = _opt(1024, "listen(2) backlog")
+    limit_concurrency: int = _opt(
+        0, "most open client connections; more get 503 and are closed at once (0: no limit)"
+    )
+    timeout_graceful_shutdown: float = _opt(
+        10.0, "seconds busy connections get to finish after SIGTERM/SIGINT (a second: at once)"
+    )
+    uds: str = _opt("", "listen on this unix socket instead of --host/--port (removed on exit)")
+    uds_mode: str = _opt(
+        "660", "permissions of the --uds socket, octal (660: a proxy in our group can connect)"
+    )
+    fd: int = _opt(-1, "accept on this inherited listening socket descriptor instead")
     workers: int = _opt(
         1, "worker processes, each with its own loop, sharing the port through SO_REUSEPORT"
     )
+    access_log: str = _opt(
+        "off",
+        "access log format: off, common, combined (as Apache/nginx) or json (one object a line)",
+        choices=ACCESS_LOG_FORMATS,
+    )
+    access_log_file: str = _opt("", "write the access log to this file (default: stdout)")
+    metrics_port: int = _opt(
+        -1, "serve Prometheus metrics at /metrics on this port (-1: off; 0 picks a free one)"
+    )
+    metrics_host: str = _opt("127.0.0.1", "address of the metrics listener")
     app: Any = _opt(
         "",
         "host an ASGI application, MODULE:ATTRIBUTE imported from the current directory "
@@ -59,6 +83,16 @@ class Config(StaticOptions):
     root_path: str = _opt("", "ASGI root_path: the prefix the application is mounted under")
     lifespan: str = _opt(
         "auto", "ASGI lifespan: auto (if the app supports it), on, off", choices=LIFESPAN_MODES
+    )
+    ssl_certfile: str = _opt("", "TLS: certificate chain (PEM); serves HTTPS when given")
+    ssl_keyfile: str = _opt("", "TLS: private key (PEM), if not in --ssl-certfile")
+    ssl_keyfile_password: str = _opt("", "TLS: password of an encrypted --ssl-keyfile")
+    ssl_ciphers: str = _opt("", "TLS: OpenSSL cipher list for TLS 1.2 (default: OpenSSL's)")
+    ssl_ca_certs: str = _opt(
+        "", "TLS: CA certificates (PEM) that client certificates must chain to"
+    )
+    ssl_cert_reqs: int = _opt(
+        0, "TLS: client certificates: 0 not asked, 1 optional, 2 required (as ssl.CERT_*)"
     )
     mount: tuple[str, ...] = _opt(
         (),
@@ -84,12 +118,27 @@ class Config(StaticOptions):
                 raise ConfigError(
                     f"{flag} {getattr(self, name)}: must be a positive number of seconds"
                 )
+        if self.limit_concurrency < 0:
+            raise ConfigError(f"--limit-concurrency {self.limit_concurrency}: must be >= 0")
+        if not self.timeout_graceful_shutdown >= 0:
+            raise ConfigError(
+                f"--timeout-graceful-shutdown {self.timeout_graceful_shutdown}: must be >= 0"
+            )
         if self.max_discard_bytes < 0 or self.backlog < 1:
             raise ConfigError("--max-discard-bytes must be >= 0, --backlog >= 1")
+        if self.uds and self.fd >= 0:
+            raise ConfigError("--uds and --fd are two ways to listen: give one")
+        parse_mode(self.uds_mode)
         if self.workers < 1:
             raise ConfigError(f"--workers {self.workers}: must be at least 1")
         if self.workers > 1 and (not hasattr(socket, "SO_REUSEPORT") or not hasattr(os, "fork")):
             raise ConfigError("--workers needs SO_REUSEPORT and fork() (Linux, BSD, macOS)")
+        if self.access_log not in ACCESS_LOG_FORMATS:
+            raise ConfigError(
+                f"--access-log {self.access_log}: must be one of {', '.join(ACCESS_LOG_FORMATS)}"
+            )
+        if not -1 <= self.metrics_port <= 65535:
+            raise ConfigError(f"--metrics-port {self.metrics_port}: must be -1 (off) to 65535")
         if self.lifespan not in LIFESPAN_MODES:
             raise ConfigError(f"--lifespan {self.lifespan}: must be one of auto, on, off")
         if self.root_path and not self.root_path.startswith("/"):
@@ -97,6 +146,10 @@ class Config(StaticOptions):
         if self.mount and not self.app:
             raise ConfigError("--mount needs --app (without an app, ROOT is served at /)")
         self.mounts  # noqa: B018 - raises ConfigError for a malformed entry
+        if not self.ssl_certfile and (self.ssl_keyfile or self.ssl_ca_certs):
+            raise ConfigError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
+        if self.ssl_cert_reqs not in (0, 1, 2):
+            raise ConfigError(f"--ssl-cert-reqs {self.ssl_cert_reqs}: must be 0, 1 or 2")
         StaticOptions.__post_init__(self)  # slots dataclasses lose zero-argument super()
 
     @property
@@ -110,6 +163,19 @@ class Config(StaticOptions):
                 raise ConfigError(f"--mount {entry!r}: expected /PREFIX=DIR, e.g. /static=public")
             found.append((prefix, directory))
         return found
+
+    @property
+    def tls(self) -> TLSSettings | None:
+        if not self.ssl_certfile:
+            return None
+        return TLSSettings(
+            self.ssl_certfile,
+            self.ssl_keyfile,
+            self.ssl_keyfile_password,
+            self.ssl_ciphers,
+            self.ssl_ca_certs,
+            self.ssl_cert_reqs,
+        )
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)

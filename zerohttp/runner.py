@@ -8,19 +8,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 from collections.abc import Callable
 
 from .asgi.loader import load_app
 from .config import Config
+from .errors import ConfigError
+from .listeners import systemd_listen_fd
 from .loops import loop_factory
+from .metrics import make_snapshot_dir
 from .server import Server, banner_line, check_root, serve
 from .workers import run_workers
 
 logger = logging.getLogger("zerohttp")
 
 
-def run(config: Config, *, on_started: Callable[[Server], None] | None = None) -> None:
-    """Choose the loop, serve until interrupted; with ``workers > 1``, fork them first."""
+def run(
+    config: Config,
+    *,
+    on_started: Callable[[Server], None] | None = None,
+    address_given: bool = True,
+) -> None:
+    """Choose the loop, serve until interrupted; with ``workers > 1``, fork them first.
+
+    ``address_given`` is False when the command line named no --port, --uds or --fd: then
+    a socket passed by systemd socket activation (LISTEN_FDS) is served, if there is one.
+    """
+    if not address_given and config.fd < 0 and not config.uds:
+        inherited = systemd_listen_fd(os.environ, os.getpid())
+        if inherited is not None:
+            for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+                os.environ.pop(name, None)  # not for the app's child processes
+            config = config.replace(fd=inherited)
     loop_name, factory = loop_factory(config.loop)
     config = config.replace(root=check_root(config.root))
     if config.app:
@@ -28,12 +48,21 @@ def run(config: Config, *, on_started: Callable[[Server], None] | None = None) -
         # --app is one error line, not one per worker; Server gets the same object back
         load_app(config.app, factory=config.factory)
     if config.workers > 1:
-        run_workers(config, lambda cfg, ready: run_one(cfg, factory, ready), loop_name)
+        if config.metrics_port == 0:
+            raise ConfigError("--metrics-port 0 with --workers: name the port the workers share")
+        snapshots = make_snapshot_dir() if config.metrics_port > 0 else None
+        try:
+            run_workers(
+                config, lambda cfg, ready: run_one(cfg, factory, ready, snapshots), loop_name
+            )
+        finally:
+            if snapshots is not None:
+                shutil.rmtree(snapshots, ignore_errors=True)
         return
 
     def banner(server: Server) -> None:
-        host, port = server.addresses[0]
-        logger.info("%s", banner_line(server.config, loop_name, host, port))
+        line = banner_line(server.config, loop_name, server.url, server.metrics_port)
+        logger.info("%s", line)
         if on_started is not None:
             on_started(server)
 
@@ -44,12 +73,13 @@ def run_one(
     config: Config,
     factory: Callable[[], asyncio.AbstractEventLoop],
     on_started: Callable[[Server], None] | None,
+    snapshot_dir: str | None = None,
 ) -> None:
     """One process, one event loop, one server."""
     loop = factory()
     try:
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(serve(config, on_started=on_started))
+        loop.run_until_complete(serve(config, on_started=on_started, snapshot_dir=snapshot_dir))
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -18,14 +20,22 @@ from .asgi.loader import load_app
 from .body.zerocopy import cork_style, sendfile_function
 from .config import Config
 from .errors import ConfigError
+from .http.accesslog import AccessLog
 from .http.connection import Handler, HTTPConnection, ServerState
+from .http.stats import Stats
+from .listeners import adopt_fd, bind_unix, describe, parse_mode
+from .metrics import SNAPSHOT_SECONDS, MetricsHandler, ProcessStats
+from .static.filecache import FileCache
 from .static.handler import StaticHandler
+from .tls import ktls_unavailable_reason, server_context
 
 logger = logging.getLogger("zerohttp")
 
 
 def body_path_description(config: Config) -> str:
     """Which way file bodies leave, for the start banner."""
+    if config.tls is not None:
+        return f"fallback (aiofiles reads; TLS without kTLS: {ktls_unavailable_reason()})"
     if not config.sendfile:
         return "fallback (aiofiles reads; --no-sendfile)"
     if sendfile_function() is None:
@@ -46,13 +56,44 @@ def check_root(root: str) -> str:
 class Server:
     """A listening zerohttp server on the running event loop."""
 
-    def __init__(self, config: Config, handler: Handler | None = None) -> None:
+    def __init__(
+        self, config: Config, handler: Handler | None = None, *, snapshot_dir: str | None = None
+    ) -> None:
         self.config = config.replace(root=check_root(config.root))
         self.lifespan: Lifespan | None = None
+        tls = self.config.tls
+        self.ssl_context = server_context(tls) if tls is not None else None
         self.handler = handler or self._default_handler()
         zero_copy = self.config.sendfile and sendfile_function() is not None
-        self.state = ServerState(self.config, self.handler, zero_copy=zero_copy)
+        form = self.config.access_log
+        self.access_log = (
+            AccessLog(form, self.config.access_log_file)  # type: ignore[arg-type]
+            if form != "off"
+            else None
+        )
+        stats = Stats() if self.config.metrics_port >= 0 else None
+        self.state = ServerState(
+            self.config,
+            self.handler,
+            zero_copy=zero_copy,
+            access_log=self.access_log,
+            stats=stats,
+        )
+        self.metrics: ProcessStats | None = None
+        self._metrics_server: asyncio.Server | None = None
+        self._snapshots: asyncio.TimerHandle | None = None
+        if stats is not None:
+            state = self.state
+            self.metrics = ProcessStats(
+                stats, lambda: len(state.connections), self._caches(), snapshot_dir
+            )
         self._server: asyncio.Server | None = None
+        self._bound_uds = ""  # a unix socket file we made, removed at shutdown
+        self._drain_stopped = False
+
+    def stop_draining(self) -> None:
+        """End a graceful shutdown now: connections still busy are aborted."""
+        self._drain_stopped = True
 
     def _default_handler(self) -> Handler:
         """The static files under ROOT, or the ASGI application with its mounts."""
@@ -66,24 +107,107 @@ class Server:
             for prefix, d in config.mounts
         ]
         state = self.lifespan.state if config.lifespan != "off" else None
-        return ASGIHost(app, root_path=config.root_path, mounts=mounts, state=state)
+        scheme = "https" if self.ssl_context is not None else "http"
+        return ASGIHost(app, root_path=config.root_path, mounts=mounts, state=state, scheme=scheme)
 
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self.lifespan is not None:
-            await self.lifespan.startup()  # before the first connection is accepted
+    def _caches(self) -> list[FileCache]:
+        handler = self.handler
+        handlers = [m.handler for m in handler.mounts] if isinstance(handler, ASGIHost) else []
+        if isinstance(handler, StaticHandler):
+            handlers.append(handler)
+        return [h.cache for h in handlers if h.cache is not None]
+
+    async def _start_metrics(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The metrics listener: our own connection layer with a one-page handler."""
+        assert self.metrics is not None
+        state = ServerState(self.config, MetricsHandler(self.metrics), zero_copy=False)
+        host, port = self.config.metrics_host, self.config.metrics_port
         try:
-            self._server = await loop.create_server(
-                lambda: HTTPConnection(self.state),
-                self.config.host,
-                self.config.port,
-                backlog=self.config.backlog,
+            self._metrics_server = await loop.create_server(
+                lambda: HTTPConnection(state),
+                host,
+                port,
                 reuse_address=True,
                 reuse_port=self.config.workers > 1 or None,
             )
         except OSError as exc:
+            raise ConfigError(f"--metrics-port {port}: cannot listen on {host}: {exc}") from None
+        if self.metrics.snapshot_dir is not None:
+            self._write_snapshot(loop)
+
+    def _write_snapshot(self, loop: asyncio.AbstractEventLoop) -> None:
+        assert self.metrics is not None
+        try:
+            self.metrics.write_snapshot()
+        except OSError as exc:
+            logger.warning("metrics: cannot write the worker snapshot: %s", exc)
+        self._snapshots = loop.call_later(SNAPSHOT_SECONDS, self._write_snapshot, loop)
+
+    @property
+    def metrics_port(self) -> int | None:
+        if self._metrics_server is None:
+            return None
+        return int(self._metrics_server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.metrics is not None:
+            await self._start_metrics(loop)
+        if self.access_log is not None:
+            try:
+                self.access_log.open()
+            except OSError as exc:
+                raise ConfigError(f"--access-log-file {self.access_log.path!r}: {exc}") from None
+            self.access_log.start(loop)
+        if self.lifespan is not None:
+            await self.lifespan.startup()  # before the first connection is accepted
+        config = self.config
+        handshake = config.header_timeout if self.ssl_context else None
+        sock = None
+        if config.fd >= 0:
+            sock = adopt_fd(config.fd)
+        elif config.uds:
+            sock = bind_unix(config.uds, parse_mode(config.uds_mode), config.backlog)
+            self._bound_uds = config.uds
+        factory = lambda: HTTPConnection(self.state)  # noqa: E731
+        try:
+            if sock is None:
+                self._server = await loop.create_server(
+                    factory,
+                    config.host,
+                    config.port,
+                    backlog=config.backlog,
+                    reuse_address=True,
+                    reuse_port=config.workers > 1 or None,
+                    ssl=self.ssl_context,
+                    ssl_handshake_timeout=handshake,
+                )
+            elif sock.family == socket.AF_UNIX:
+                self._server = await loop.create_unix_server(
+                    factory,
+                    sock=sock,
+                    backlog=config.backlog,
+                    ssl=self.ssl_context,
+                    ssl_handshake_timeout=handshake,
+                )
+            else:
+                self._server = await loop.create_server(
+                    factory,
+                    sock=sock,
+                    backlog=config.backlog,
+                    ssl=self.ssl_context,
+                    ssl_handshake_timeout=handshake,
+                )
+        except OSError as exc:
             raise ConfigError(_bind_error(self.config, exc)) from None
         self.state.start_sweeping(loop)
+
+    @property
+    def url(self) -> str:
+        """Where the server listens, for the banner: a URL, or ``unix:PATH``."""
+        assert self._server is not None
+        scheme = "https" if self.ssl_context is not None else "http"
+        return describe(self._server.sockets[0], scheme)[0]
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -106,7 +230,11 @@ class Server:
         for connection in list(self.state.connections):
             connection.close_if_idle()
         deadline = asyncio.get_running_loop().time() + grace
-        while self.state.connections and asyncio.get_running_loop().time() < deadline:
+        while (
+            self.state.connections
+            and asyncio.get_running_loop().time() < deadline
+            and not self._drain_stopped
+        ):
             await asyncio.sleep(0.05)
             for connection in list(self.state.connections):
                 connection.close_if_idle()
@@ -121,6 +249,17 @@ class Server:
             await self._server.wait_closed()
         if self.lifespan is not None:
             await self.lifespan.shutdown()
+        if self.access_log is not None:
+            await self.access_log.close()
+        if self._snapshots is not None:
+            self._snapshots.cancel()
+            assert self.metrics is not None
+            self.metrics.write_snapshot()  # the last counts of this worker
+        if self._metrics_server is not None:
+            self._metrics_server.close()
+        if self._bound_uds:
+            with contextlib.suppress(OSError):
+                os.unlink(self._bound_uds)
 
 
 def _bind_error(config: Config, exc: OSError) -> str:
@@ -132,15 +271,27 @@ def _bind_error(config: Config, exc: OSError) -> str:
     return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
-async def serve(config: Config, *, on_started: Callable[[Server], None] | None = None) -> None:
+async def serve(
+    config: Config,
+    *,
+    on_started: Callable[[Server], None] | None = None,
+    snapshot_dir: str | None = None,
+) -> None:
     """Run a server until cancelled or until SIGINT/SIGTERM, then shut down gracefully."""
-    server = Server(config)
+    server = Server(config, snapshot_dir=snapshot_dir)
     await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+
+    def on_signal() -> None:
+        """The first SIGINT/SIGTERM drains gracefully; a second one ends the drain now."""
+        if stop.is_set():
+            server.stop_draining()
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread, or Windows
     if on_started is not None:
@@ -148,19 +299,24 @@ async def serve(config: Config, *, on_started: Callable[[Server], None] | None =
     try:
         await stop.wait()
     finally:
-        await server.shutdown()
+        await server.shutdown(config.timeout_graceful_shutdown)
 
 
-def banner_line(config: Config, loop_name: str, host: str, port: int) -> str:
-    shown = f"[{host}]" if ":" in host else host
+def banner_line(config: Config, loop_name: str, url: str, metrics_port: int | None = None) -> str:
     workers = f", workers: {config.workers}" if config.workers > 1 else ""
+    if metrics_port is None and config.metrics_port > 0:
+        metrics_port = config.metrics_port
+    if metrics_port is not None:
+        metrics_host = config.metrics_host
+        metrics_host = f"[{metrics_host}]" if ":" in metrics_host else metrics_host
+        workers += f", metrics: http://{metrics_host}:{metrics_port}/metrics"
     what = config.root
     if config.app:
         name = config.app if isinstance(config.app, str) else app_name(config.app)
         mounts = "".join(f", {prefix}/ -> {d}" for prefix, d in config.mounts)
         what = f"ASGI app {name}{mounts}"
     return (
-        f"zerohttp {__version__} serving {what} on http://{shown}:{port}/ "
+        f"zerohttp {__version__} serving {what} on {url} "
         f"(loop: {loop_name}, body: {body_path_description(config)}{workers})"
     )
 

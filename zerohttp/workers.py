@@ -8,6 +8,7 @@ forwards SIGINT/SIGTERM, and restarts a worker that dies unexpectedly.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -19,6 +20,7 @@ from collections.abc import Callable
 
 from .config import Config
 from .errors import ConfigError
+from .listeners import adopt_fd, bind_unix, describe, parse_mode
 from .server import Server, banner_line
 
 logger = logging.getLogger("zerohttp")
@@ -77,9 +79,36 @@ def _spawn(
 
 
 def run_workers(config: Config, worker_main: WorkerMain, loop_name: str) -> None:
-    probe = reserve_port(config)
-    host, port = probe.getsockname()[:2]
-    config = config.replace(port=port)
+    scheme = "https" if config.tls is not None else "http"
+    listener: socket.socket | None = None  # one socket all workers accept on
+    if config.fd >= 0:
+        listener = adopt_fd(config.fd)
+    elif config.uds:
+        listener = bind_unix(config.uds, parse_mode(config.uds_mode), config.backlog)
+        config = config.replace(uds="", fd=listener.fileno())
+    if listener is not None:
+        url = describe(listener, scheme)[0]
+        probe = None
+    else:
+        probe = reserve_port(config)
+        url = describe(probe, scheme)[0]
+        config = config.replace(port=probe.getsockname()[1])
+    try:
+        _run(config, worker_main, loop_name, url, probe)
+    finally:
+        if listener is not None and listener.family == socket.AF_UNIX:
+            with contextlib.suppress(OSError):
+                os.unlink(listener.getsockname())
+            listener.close()
+
+
+def _run(
+    config: Config,
+    worker_main: WorkerMain,
+    loop_name: str,
+    url: str,
+    probe: socket.socket | None,
+) -> None:
     ready_read, ready_write = os.pipe()
     stopping = False
 
@@ -99,11 +128,13 @@ def run_workers(config: Config, worker_main: WorkerMain, loop_name: str) -> None
         for _ in range(config.workers):
             children.add(_spawn(config, worker_main, ready_write, probe))
         _wait_ready(ready_read, config.workers, children)
-        probe.close()
-        logger.info("%s", banner_line(config, loop_name, host, port))
+        if probe is not None:
+            probe.close()
+        logger.info("%s", banner_line(config, loop_name, url))
         _supervise(config, worker_main, ready_write, children, lambda: stopping)
     finally:
-        probe.close()
+        if probe is not None:
+            probe.close()
         os.close(ready_read)
         os.close(ready_write)
 

@@ -159,16 +159,16 @@ class ASGIHost:
             return
         if result is not None:
             logger.error("ASGI callable returned a value (%r) instead of None", result)
-        if not exchange.started and not exchange.lost:
+        if not exchange.started and not exchange.closed_for_sending:
             logger.error("ASGI callable returned without starting a response")
-        elif not exchange.finished and not exchange.lost:
+        elif not exchange.finished and not exchange.closed_for_sending:
             logger.error("ASGI callable returned without completing the response")
 
     async def _send(self, exchange: Exchange, message: Message) -> None:
         kind = message["type"]
         if exchange.finished and kind in BODY_MESSAGES:
             return  # ASGI: further messages on a complete response are ignored
-        if exchange.lost:
+        if exchange.closed_for_sending:
             raise ClientDisconnected("client disconnected")
         if kind == "http.response.start":
             if exchange.started:
@@ -199,7 +199,10 @@ class ASGIHost:
             raise RuntimeError(f"unexpected ASGI message type {kind!r}")
 
 
-def _address(info: Any) -> tuple[str, int] | None:
+def _address(info: Any) -> tuple[str, int | None] | None:
+    """``(host, port)``; a unix socket's own name is ``(path, None)`` (ASGI spec 2.2)."""
     if isinstance(info, tuple) and len(info) >= 2:
         return (str(info[0]), int(info[1]))
+    if isinstance(info, str) and info:
+        return (info, None)
     return None

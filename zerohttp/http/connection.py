@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Coroutine
 from typing import Any, Protocol, cast
 
@@ -38,6 +39,7 @@ from ..body.zerocopy import (
 )
 from ..static.dates import DateHeader
 from ..static.response import FileBody, RequestHead, Response, error_response
+from .accesslog import AccessLog, AccessRecord
 from .exchange import BODY_HIGH_WATER, Exchange, Responder
 from .http11 import (
     CONTINUE_100,
@@ -48,12 +50,22 @@ from .http11 import (
     request_error,
 )
 from .simple_head import read_simple_head
+from .stats import Stats
 
 logger = logging.getLogger("zerohttp")
 
 # How long a lingering close waits for the client's EOF before closing anyway.
-LINGER_SECONDS = 2.0
+# A lingering close drops what the client still sends until it closes its side, waiting
+# at most LINGER_IDLE seconds for each next packet and LINGER_TOTAL in all (nginx's
+# lingering_timeout and lingering_time).
+LINGER_IDLE = 5.0
+LINGER_TOTAL = 30.0
+# Connections refused over --limit-concurrency that may linger, and for how long.
+REJECT_LINGER_MAX = 32
+REJECT_LINGER_SECONDS = 1.0
 NEVER = float("inf")
+# Bytes an SSL transport may buffer before it pauses us (see connection_made).
+TLS_WRITE_HIGH = 256 * 1024
 
 
 def header_pairs(event: h11.Request) -> tuple[tuple[bytes, bytes], ...]:
@@ -81,6 +93,8 @@ class ConnectionSettings(Protocol):
     def send_timeout(self) -> float: ...
     @property
     def max_discard_bytes(self) -> int: ...
+    @property
+    def limit_concurrency(self) -> int: ...
 
 
 class Handler(Protocol):
@@ -90,15 +104,28 @@ class Handler(Protocol):
 class ServerState:
     """What every connection of one server shares."""
 
-    def __init__(self, config: ConnectionSettings, handler: Handler, *, zero_copy: bool) -> None:
+    def __init__(
+        self,
+        config: ConnectionSettings,
+        handler: Handler,
+        *,
+        zero_copy: bool,
+        access_log: AccessLog | None = None,
+        stats: Stats | None = None,
+    ) -> None:
         self.config = config
         self.handler = handler
         self.zero_copy = zero_copy
         self.date = DateHeader()
         self.connections: set[HTTPConnection] = set()
+        self.limit = config.limit_concurrency  # 0: none
+        self.rejecting = 0  # connections over the limit, answered 503, not yet closed
         self.responders: set[asyncio.Task[None]] = set()  # may outlive their connection
-        self.log_responses = logger.isEnabledFor(logging.DEBUG)
-        timeouts = (config.keepalive_timeout, config.header_timeout, LINGER_SECONDS)
+        self.access_log = access_log
+        self.debug_responses = logger.isEnabledFor(logging.DEBUG)
+        self.stats = stats
+        self.log_responses = self.debug_responses or access_log is not None or stats is not None
+        timeouts = (config.keepalive_timeout, config.header_timeout, LINGER_IDLE)
         self.sweep_interval = min(1.0, min(timeouts) / 4)
         self._sweeper: asyncio.TimerHandle | None = None
 
@@ -128,12 +155,17 @@ class HTTPConnection(asyncio.Protocol):
         self.sock: socket.socket | None = None  # borrows the transport's fd, for send(MSG_MORE)
         self.zero_copy = state.zero_copy
         self.closing = False
+        self.tls = False
+        self.remote_addr: str | None = None  # for the access log, looked up once
+        self.request_started = 0.0  # perf_counter(), kept only while responses are logged
         self.read_paused = False
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
         self.deadline = NEVER  # loop time at which the sweeper closes us (see ServerState)
         self.idle = False
         self.lingering = False
+        self.linger_until = NEVER
+        self.rejected = False  # answered 503 over the concurrency limit
         self.task: asyncio.Task[None] | None = None
         self.busy = False  # a response is still being written asynchronously
         self.body_in_flight: FileBody | None = None
@@ -167,18 +199,49 @@ class HTTPConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.transport = transport
-        transport.set_write_buffer_limits(high=0, low=0)
+        state = self.state
+        if state.limit and len(state.connections) >= state.limit:
+            self._reject(transport)
+            return
         # TCP_NODELAY: both loops set it on every TCP transport (asyncio's _set_nodelay,
         # uvloop's TCPTransport); tests/test_e2e_http.py checks that they still do.
-        raw = transport.get_extra_info("socket")
-        if raw is None or transport.get_extra_info("sslcontext") is not None:
+        if transport.get_extra_info("sslcontext") is not None:
+            # An SSL transport with a high-water mark of 0 pauses its writing for good (the
+            # head goes out, the body never does): give it room, and bodies by reading.
+            self.tls = True
             self.zero_copy = False
+            transport.set_write_buffer_limits(high=TLS_WRITE_HIGH, low=TLS_WRITE_HIGH // 4)
+        else:
+            transport.set_write_buffer_limits(high=0, low=0)
+            if transport.get_extra_info("socket") is None:
+                self.zero_copy = False
         self.state.connections.add(self)
         self._arm_timer(self.config.header_timeout, idle=False)
 
+    def _reject(self, transport: asyncio.Transport) -> None:
+        """Over --limit-concurrency: 503, then close. The request the client is sending
+        would make an immediate close reset the connection and lose the 503, so up to
+        REJECT_LINGER_MAX rejected connections at a time half-close and drop input for
+        REJECT_LINGER_SECONDS; beyond that they close at once. Descriptors stay bounded
+        by the limit plus that constant, whatever clients do."""
+        state = self.state
+        self.closing = True
+        response = error_response(503, [("Retry-After", "1")], close=True)
+        head = render_head(503, response.fields, state.date.line(), keep_alive=False, http10=False)
+        transport.write(head + cast(bytes, response.body))
+        if state.rejecting < REJECT_LINGER_MAX and transport.can_write_eof():
+            state.rejecting += 1
+            self.rejected = True
+            transport.write_eof()
+            self.loop.call_later(REJECT_LINGER_SECONDS, transport.close)
+        else:
+            transport.close()
+
     def data_received(self, data: bytes) -> None:
         if self.closing:
-            return  # lingering close: whatever still arrives is dropped
+            if self.lingering:  # dropped; the client is still there: wait a while longer
+                self.deadline = min(self.loop.time() + LINGER_IDLE, self.linger_until)
+            return
         parser = self.parser
         if parser is not None:
             parser.receive_data(data)
@@ -212,7 +275,9 @@ class HTTPConnection(asyncio.Protocol):
             exchange.client_closed()
         elif not self.busy and not self.closing:
             self._process()
-        return True  # keep the write side open for the response in progress
+        # keep the write side open for the response in progress (TLS has no half-close:
+        # asyncio warns that True has no effect there)
+        return not self.tls  # keep the write side open for the response in progress
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -222,6 +287,9 @@ class HTTPConnection(asyncio.Protocol):
         self._wake_drain(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.rejected:
+            self.rejected = False
+            self.state.rejecting -= 1
         self.closing = True
         self._cancel_timer()
         self._wake_drain(ConnectionResetError("connection lost"))
@@ -283,6 +351,8 @@ class HTTPConnection(asyncio.Protocol):
         )
 
     def _on_request(self, request: RequestHead) -> None:
+        if self.state.log_responses:
+            self.request_started = time.perf_counter()
         headers = request.headers
         status = request_error(
             request.http_version,
@@ -377,7 +447,8 @@ class HTTPConnection(asyncio.Protocol):
             body.close()
             body = b""
         self.write(head + body if body else head)
-        self._log(request, response.status, "memory")
+        if self.state.log_responses:
+            self._log(request, response.status, "memory", len(body))
         self._response_done(keep_alive)
 
     def _response_done(self, keep_alive: bool) -> None:
@@ -446,7 +517,7 @@ class HTTPConnection(asyncio.Protocol):
             return
         body.close()
         if self.state.log_responses:
-            self._log(request, status, "sendfile")
+            self._log(request, status, "sendfile", body.length)
         self._response_done(keep)
 
     async def _stream_file(
@@ -466,7 +537,8 @@ class HTTPConnection(asyncio.Protocol):
             return
         finally:
             body.close()
-        self._log(request, status, path)
+        if self.state.log_responses:
+            self._log(request, status, path, body.length)
         self._response_done(keep)
         self._process()
 
@@ -592,7 +664,8 @@ class HTTPConnection(asyncio.Protocol):
         if not exchange.body_complete:
             keep_alive = False  # the rest of the body is still coming: never parse it as a head
             self.linger = True
-        self._log(exchange.request, exchange.status, exchange.body_path)
+        if self.state.log_responses:
+            self._log(exchange.request, exchange.status, exchange.body_path, exchange.body_bytes)
         self._response_done(keep_alive)
         if not self.busy:
             self._process()
@@ -695,9 +768,9 @@ class HTTPConnection(asyncio.Protocol):
         if self.lingering:
             self._close_now()
         elif not self.busy:
-            self._close()
+            self._close(timed_out=True)
 
-    def _close(self) -> None:
+    def _close(self, *, timed_out: bool = False) -> None:
         """Close after everything written so far has been sent.
 
         When the client may still be sending (an unread body, a refused request), closing
@@ -713,15 +786,25 @@ class HTTPConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        if self.linger and transport.can_write_eof():
+        unanswered = not timed_out and self._unread_input()  # a slowloris gets no linger
+        if (self.linger or unanswered) and transport.can_write_eof():
             transport.write_eof()
             if self.read_paused:
                 self.read_paused = False
                 transport.resume_reading()
             self.lingering = True
-            self._arm_timer(LINGER_SECONDS, idle=False)
+            self._arm_timer(LINGER_IDLE, idle=False)
+            self.linger_until = self.loop.time() + LINGER_TOTAL
         else:
             transport.close()
+
+    def _unread_input(self) -> bool:
+        """Bytes the client sent that we will never answer (requests pipelined behind a
+        ``Connection: close``): closing on them would reset the connection."""
+        if self.buffer:
+            return True
+        parser = self.parser
+        return parser is not None and bool(parser.trailing_data[0])
 
     def _close_now(self) -> None:
         self._cancel_timer()
@@ -743,12 +826,52 @@ class HTTPConnection(asyncio.Protocol):
             sock, self.sock = self.sock, None
             sock.detach()
 
-    def _log(self, request: RequestHead | None, status: int, path: str) -> None:
-        """One debug line per response (callers on the hot path check log_responses first)."""
-        if self.state.log_responses:
+    def _log(self, request: RequestHead | None, status: int, path: str, body_bytes: int) -> None:
+        """The metrics, access log line and debug line of a response (callers check
+        ``state.log_responses`` first: the hot path pays one attribute test)."""
+        state = self.state
+        if state.stats is not None:
+            duration = time.perf_counter() - self.request_started
+            state.stats.count(
+                request.method if request else b"", status, path, body_bytes, duration
+            )
+        if state.access_log is not None:
+            state.access_log.add(self._access_record(request, status, path, body_bytes))
+        if state.debug_responses:
             target = request.target.decode("latin-1") if request else "-"
             method = request.method.decode("latin-1") if request else "-"
             logger.debug("%s %s %d body=%s", method, target, status, path)
+
+    def _access_record(
+        self, request: RequestHead | None, status: int, path: str, body_bytes: int
+    ) -> AccessRecord:
+        if self.remote_addr is None:
+            peer = self.transport.get_extra_info("peername") if self.transport else None
+            self.remote_addr = str(peer[0]) if isinstance(peer, tuple) and peer else "-"
+        referer = agent = None
+        if request is None:
+            method = target = version = b""
+        else:
+            method, target, version = request.method, request.target, request.http_version
+            for name, value in request.headers:
+                if name == b"referer":
+                    referer = value
+                elif name == b"user-agent":
+                    agent = value
+        duration = time.perf_counter() - self.request_started
+        return AccessRecord(
+            self.remote_addr,
+            time.time(),
+            method,
+            target,
+            version,
+            status,
+            body_bytes,
+            duration,
+            referer,
+            agent,
+            path,
+        )
 
     # --- shutdown ------------------------------------------------------------------------
 

@@ -85,9 +85,11 @@ class Exchange:
         self._wants_continue = body_pending and expects_continue(
             request.http_version, request.headers
         )
-        # the client: ``gone`` once it closed or half-closed; ``lost`` once sends must fail
+        # the client: ``gone`` once it closed or half-closed; ``lost`` once the connection is
+        # gone (sends fail)
         self.gone = False
         self.lost = False
+        self.told_gone = False  # receive() said http.disconnect: from then on, sends raise
         # response
         self.status = 0
         self.started = False
@@ -96,6 +98,7 @@ class Exchange:
         self._head = b""
         self._framing: Framing | None = None
         self._sent = 0  # body bytes sent, to check them against Content-Length
+        self.body_bytes = 0  # body bytes written (HEAD, 204, 304: none), for the access log
         self.body_path = "memory"
 
     # --- request body (fed by the connection) ------------------------------------------
@@ -119,6 +122,12 @@ class Exchange:
         self.gone = self.lost = True
         self._wake()
 
+    @property
+    def closed_for_sending(self) -> bool:
+        """The connection is gone, or the client closed its side and the app was told so
+        (``http.disconnect``): ASGI 2.4 sends raise instead of writing for nobody."""
+        return self.lost or self.told_gone
+
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -133,11 +142,14 @@ class Exchange:
                 self._chunks.clear()
                 self.buffered = 0
                 self.connection.resume_body()
+                self._body_delivered = self.body_complete
                 return data, not self.body_complete
             if self.body_complete and not self._body_delivered:
                 self._body_delivered = True
                 return b"", False
             if self.lost or self.finished or self.gone:
+                if self.gone and not self.finished:
+                    self.told_gone = True
                 return None
             if self._wants_continue and not self.started:
                 self._wants_continue = False
@@ -175,6 +187,7 @@ class Exchange:
         out = self._take_head()
         if data and not framing.bodiless:
             out += chunk(data) if framing.chunked else data
+            self.body_bytes += len(data)
         if not more and framing.chunked and not framing.bodiless:
             out += LAST_CHUNK
         if out:
@@ -213,13 +226,14 @@ class Exchange:
                 raise ClientDisconnected(str(exc)) from exc
             if any(isinstance(s, ByteRange) for s in segments):
                 self.body_path = path
+                self.body_bytes += count
         if advance:
             os.lseek(fd, start + count, os.SEEK_SET)
         if not more:
             self._finish()
 
     def _checked_framing(self, count: int) -> Framing:
-        if self.lost:
+        if self.closed_for_sending:
             raise ClientDisconnected("client disconnected")
         if not self.started or self.finished or self._framing is None:
             raise RuntimeError("body sent before the response started, or after it ended")

@@ -84,6 +84,8 @@ class FileCache:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._entries: dict[CacheKey, CacheEntry] = {}
+        self.hits = 0  # served from a still-valid entry (read by the metrics)
+        self.misses = 0  # looked up and absent or stale
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -91,9 +93,12 @@ class FileCache:
     def get(self, key: CacheKey) -> CacheEntry | None:
         entry = self._entries.get(key)
         if entry is None:
+            self.misses += 1
             return None
         if entry.still_valid():
+            self.hits += 1
             return entry
+        self.misses += 1
         self.drop(key)
         return None
 

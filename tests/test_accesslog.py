@@ -1,0 +1,236 @@
+"""The access log: each format rendered and parsed back (unit and property tests), and end
+to end over TCP: lines per response with the right bytes and body path, flushed within a
+second and at shutdown, and a log that cannot be written never stops the server."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import start_server
+from hypothesis import given
+from hypothesis import strategies as st
+
+from zerohttp.http import accesslog
+from zerohttp.http.accesslog import AccessRecord, format_json
+
+
+def format_common(rec: AccessRecord) -> str:
+    return accesslog.format_common(rec).decode("ascii")  # ASCII by construction
+
+
+def format_combined(rec: AccessRecord) -> str:
+    return accesslog.format_combined(rec).decode("ascii")
+
+
+def clf_time(when: float) -> str:
+    return accesslog.clf_time(when).decode("ascii")
+
+
+CLF = re.compile(
+    r'^(?P<addr>\S+) - - \[(?P<time>[^\]]+)\] "(?P<request>[^"]*)" (?P<status>\d{3}) '
+    r'(?P<bytes>\d+|-)(?: "(?P<referer>[^"]*)" "(?P<agent>[^"]*)")?$'
+)
+
+
+def record(**changes: Any) -> AccessRecord:
+    base = AccessRecord(
+        "127.0.0.1",
+        1767225600.25,  # 2026-01-01T00:00:00.250Z
+        b"GET",
+        b"/a%20b?x=1",
+        b"1.1",
+        200,
+        1024,
+        0.0125,
+        b"http://example.test/",
+        b"curl/8.0",
+        "sendfile",
+    )
+    return base._replace(**changes)
+
+
+def test_common_and_combined() -> None:
+    when = clf_time(1767225600.25)
+    assert format_common(record()) == (f'127.0.0.1 - - {when} "GET /a%20b?x=1 HTTP/1.1" 200 1024')
+    assert format_combined(record(bytes_sent=0, referer=None, protocol=b"1.0")) == (
+        f'127.0.0.1 - - {when} "GET /a%20b?x=1 HTTP/1.0" 200 - "-" "curl/8.0"'
+    )
+    assert re.fullmatch(r"\[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]", when)
+
+
+def test_a_request_that_never_parsed_is_a_dash() -> None:
+    line = format_common(record(method=b"", target=b"", protocol=b"", status=400))
+    assert '"-" 400' in line
+
+
+def test_quotes_backslashes_and_control_bytes_are_escaped() -> None:
+    line = format_combined(record(target=b'/"x"\\\r\n', user_agent=b"a\xffb"))
+    assert '"GET /\\x22x\\x22\\x5C\\x0D\\x0A HTTP/1.1"' in line
+    assert line.endswith('"a\\xFFb"')
+
+
+def test_json_fields() -> None:
+    fields = json.loads(format_json(record(referer=None)))
+    assert fields == {
+        "remote_addr": "127.0.0.1",
+        "time": "2026-01-01T00:00:00.250Z",
+        "method": "GET",
+        "path": "/a%20b?x=1",
+        "protocol": "HTTP/1.1",
+        "status": 200,
+        "bytes_sent": 1024,
+        "duration_ms": 12.5,
+        "referer": None,
+        "user_agent": "curl/8.0",
+        "body_path": "sendfile",
+    }
+
+
+@given(
+    target=st.binary(max_size=200),
+    agent=st.one_of(st.none(), st.binary(max_size=100)),
+    referer=st.one_of(st.none(), st.binary(max_size=100)),
+    status=st.integers(100, 599),
+    size=st.integers(0, 2**40),
+)
+def test_any_request_is_one_parseable_line(
+    target: bytes, agent: bytes | None, referer: bytes | None, status: int, size: int
+) -> None:
+    rec = record(target=target, user_agent=agent, referer=referer, status=status, bytes_sent=size)
+    line = format_combined(rec)
+    assert "\n" not in line and line.isprintable() and line.isascii()
+    match = CLF.match(line)
+    assert match, line
+    assert int(match["status"]) == status
+    assert match["bytes"] == (str(size) if size else "-")
+    unescaped = re.sub(r"\\x([0-9A-F]{2})", lambda m: chr(int(m[1], 16)), match["request"])
+    assert unescaped.encode("latin-1") == b"GET " + target + b" HTTP/1.1"
+    parsed = json.loads(format_json(rec))
+    assert parsed["path"].encode("latin-1") == target
+
+
+def fetch(port: int, requests: list[tuple[str, str, dict[str, str]]]) -> list[tuple[int, int]]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    seen = []
+    for method, path, headers in requests:
+        connection.request(method, path, headers=headers)
+        response = connection.getresponse()
+        seen.append((response.status, len(response.read())))
+    connection.close()
+    return seen
+
+
+REQUESTS = [
+    ("GET", "/kib.bin", {"Referer": "http://ref.test/", "User-Agent": "tester/1"}),
+    ("HEAD", "/kib.bin", {}),
+    ("GET", "/missing", {}),
+    ("GET", "/ten-mib.bin", {"Range": "bytes=0-99"}),
+    ("GET", "/ten-mib.bin", {}),
+]
+
+
+@pytest.mark.parametrize("body_path", ["sendfile", "fallback"])
+@pytest.mark.parametrize("form", ["common", "combined", "json"])
+def test_lines_match_the_traffic(site: Path, tmp_path: Path, form: str, body_path: str) -> None:
+    log = tmp_path / "access.log"
+    with start_server(
+        site, "uvloop", body_path, access_log=form, access_log_file=str(log)
+    ) as server:
+        seen = fetch(server.port, REQUESTS)
+    lines = log.read_text().splitlines()
+    assert len(lines) == len(REQUESTS)
+    for (method, path, headers), (status, length), line in zip(REQUESTS, seen, lines, strict=True):
+        if form == "json":
+            fields = json.loads(line)
+            assert (fields["method"], fields["path"], fields["protocol"]) == (
+                method,
+                path,
+                "HTTP/1.1",
+            )
+            assert fields["status"] == status
+            assert fields["bytes_sent"] == length
+            assert fields["remote_addr"] == "127.0.0.1"
+            assert fields["duration_ms"] >= 0
+            assert fields["user_agent"] == headers.get("User-Agent")  # http.client sends none
+            expected_path = "memory" if status == 404 or method == "HEAD" else body_path
+            assert fields["body_path"] == expected_path
+        else:
+            match = CLF.match(line)
+            assert match, line
+            assert match["request"] == f"{method} {path} HTTP/1.1"
+            assert int(match["status"]) == status
+            assert match["bytes"] == (str(length) if length else "-")
+            if form == "combined":
+                assert match["referer"] == headers.get("Referer", "-")
+
+
+def test_asgi_responses_are_logged(tmp_path: Path) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b"abc", "more_body": True})
+        await send({"type": "http.response.body", "body": b"de"})
+
+    log = tmp_path / "access.log"
+    with start_server(
+        tmp_path, app=app, lifespan="off", access_log="json", access_log_file=str(log)
+    ) as server:
+        assert fetch(server.port, [("POST", "/api?x", {})]) == [(201, 5)]
+    fields = json.loads(log.read_text())
+    assert (fields["method"], fields["path"], fields["status"]) == ("POST", "/api?x", 201)
+    assert fields["bytes_sent"] == 5 and fields["body_path"] == "memory"
+
+
+def test_lines_are_flushed_within_a_second(site: Path, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    with start_server(site, access_log="common", access_log_file=str(log)) as server:
+        fetch(server.port, [("GET", "/one.bin", {})])
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not log.read_text():
+            time.sleep(0.1)
+        assert '"GET /one.bin HTTP/1.1" 200 1' in log.read_text()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+def test_a_full_disk_is_one_error_and_the_server_keeps_serving(
+    site: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        caplog.at_level(logging.ERROR, logger="zerohttp"),
+        start_server(site, access_log="combined", access_log_file="/dev/full") as server,
+    ):
+        for _ in range(3):
+            assert fetch(server.port, [("GET", "/one.bin", {})]) == [(200, 1)]
+            time.sleep(1.2)  # let the flusher try (and fail) each time
+    errors = [r for r in caplog.records if "access log" in r.getMessage()]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert "No space left" in errors[0].getMessage()
+    assert errors[0].exc_info is None
+
+
+def test_a_closed_pipe_is_one_error_and_the_server_keeps_serving(
+    site: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    with (
+        caplog.at_level(logging.ERROR, logger="zerohttp"),
+        start_server(site, access_log="common", access_log_file=str(fifo)) as server,
+    ):
+        os.close(reader)  # nobody reads any more: writes fail with EPIPE
+        for _ in range(3):
+            assert fetch(server.port, [("GET", "/one.bin", {})]) == [(200, 1)]
+            time.sleep(1.2)
+    errors = [r for r in caplog.records if "access log" in r.getMessage()]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert "Broken pipe" in errors[0].getMessage()

@@ -1,0 +1,463 @@
+"""``zerohttp.StaticFiles``: the static-file core as an ASGI 3 app, for Starlette/FastAPI mounts.
+
+Every decision (status, fields, which bytes of which file) is ``StaticHandler.handle``'s, the
+same call the CLI server makes, so a file answers the same through either front end. This
+module only translates: the scope into a ``RequestHead``, and the ``Response`` into ASGI
+messages. That translation is split in two so most of it is testable without a server:
+
+* ``plan_messages`` (pure) decides which messages to send for what the host offers in
+  ``scope["extensions"]``: ``http.response.zerocopysend`` (file ranges by offset and count),
+  ``http.response.pathsend`` (whole-file 200s only: it has no offset or count), or plain
+  ``http.response.body`` chunks read with pread (``body.fallback.copy_segments``).
+* ``StaticFiles.__call__`` runs the plan, and always closes the ``FileBody`` afterwards
+  (which releases a descriptor shared through the open-file cache), even when the client
+  has gone away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import os
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+from urllib.parse import quote, unquote_to_bytes
+
+from ..body.fallback import copy_segments
+from ..errors import ConfigError
+from ..static.handler import StaticHandler, redirect_response
+from ..static.options import StaticOptions
+from ..static.paths import RequestPath
+from ..static.ranges import ByteRange
+from ..static.representation import whole_file
+from ..static.response import FileBody, RequestHead, Response, error_response
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Segment = bytes | ByteRange
+
+ZEROCOPYSEND = "http.response.zerocopysend"
+PATHSEND = "http.response.pathsend"
+
+# Characters a Location path keeps as they are (RFC 3986 pchar plus "/"); mirrors paths.py.
+_LOCATION_SAFE = "/!$&'()*+,;=:@-._~"
+
+
+class DirectoryNotFound(ConfigError, RuntimeError):
+    """The directory to serve is missing. A ConfigError like every bad zerohttp setting, and a
+    RuntimeError like Starlette's ``check_dir``, so code written for either catches it."""
+
+
+class Delivery(enum.Enum):
+    """How file bytes reach the host, best first."""
+
+    ZEROCOPY = ZEROCOPYSEND
+    PATHSEND = PATHSEND
+    STREAM = "http.response.body"
+
+
+@dataclass(frozen=True, slots=True)
+class FileRange:
+    """One ``http.response.zerocopysend`` of the response's file; the runner adds ``file``."""
+
+    offset: int
+    count: int
+    more_body: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSegments:
+    """Literal bytes and file ranges to send as ``http.response.body`` chunks (more_body=True),
+    read with pread in bounded chunks; the plan ends the body with a message of its own."""
+
+    segments: tuple[Segment, ...]
+
+
+Step = Message | FileRange | ReadSegments
+
+
+# --- the pure part: scope -> request, response -> messages ----------------------------------
+
+
+def delivery_for(extensions: Mapping[str, Any] | None) -> Delivery:
+    """The best body path the host advertises (ASGI: an extension is on if its key is there)."""
+    if extensions:
+        if ZEROCOPYSEND in extensions:
+            return Delivery.ZEROCOPY
+        if PATHSEND in extensions:
+            return Delivery.PATHSEND
+    return Delivery.STREAM
+
+
+def route_path(scope: Scope) -> str:
+    """The path below the mount: ``path`` without ``root_path``, cut only on a "/" boundary.
+
+    Starlette's ``get_route_path``: servers that do not prefix ``path`` with ``root_path``
+    (hypercorn, granian) give a path that does not start with it and is used as it is.
+    """
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if not root_path or not path.startswith(root_path):
+        return path
+    if path == root_path:
+        return ""
+    if path[len(root_path)] == "/":
+        return path[len(root_path) :]
+    return path
+
+
+def request_head(scope: Scope, route: str) -> RequestHead:
+    """The request as the CLI server would have read it: the route path re-quoted (the core
+    decodes escapes exactly once), the query string as sent, lower-case header names.
+
+    UnicodeEncodeError for a path no UTF-8 request could have produced (lone surrogates):
+    check ``path_is_faithful`` first.
+    """
+    target = quote(route, safe="/").encode("ascii")
+    query: bytes = scope.get("query_string", b"")
+    if query:
+        target += b"?" + query
+    headers = tuple((bytes(name).lower(), bytes(value)) for name, value in scope.get("headers", ()))
+    method = scope["method"].encode("latin-1", "replace")
+    version = scope.get("http_version", "1.1").encode("ascii", "replace")
+    return RequestHead(method, target, version, headers)
+
+
+_MALFORMED_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")  # as paths.parse_target refuses
+
+
+def path_is_faithful(raw_path: bytes | None, route: str) -> bool:
+    """Whether the decoded path still says what the client sent.
+
+    The CLI refuses a malformed escape or non-UTF-8 with 400; hosts decode them leniently
+    (``%zz`` kept as text, ``%ff`` as U+FFFD), so the route would name another file. Lone
+    surrogates (a host decoding with surrogateescape) cannot be re-quoted at all.
+    """
+    if raw_path:
+        if _MALFORMED_ESCAPE.search(raw_path):
+            return False
+        try:
+            unquote_to_bytes(raw_path).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    try:
+        route.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def asgi_headers(fields: bytes, root_path: str = "") -> list[tuple[bytes, bytes]]:
+    """The core's rendered ``Name: value`` lines as ASGI pairs (names must be lower-case).
+
+    A Location is a path from the server's root as the core sees it; behind a mount the
+    client must be sent back under the mount, so it gets the ``root_path`` prefix.
+    """
+    prefix = quote(root_path.rstrip("/"), safe=_LOCATION_SAFE).encode("ascii")
+    headers: list[tuple[bytes, bytes]] = []
+    for line in fields.split(b"\r\n"):
+        if not line:
+            continue
+        name, _, value = line.partition(b":")
+        name, value = name.strip().lower(), value.strip()
+        if name == b"location" and value.startswith(b"/"):
+            value = prefix + value
+        headers.append((name, value))
+    return headers
+
+
+def body_message(body: bytes, more_body: bool) -> Message:
+    """An ``http.response.body`` message; ``more_body=False`` completes the response."""
+    return {"type": "http.response.body", "body": body, "more_body": more_body}
+
+
+def plan_messages(
+    response: Response,
+    delivery: Delivery,
+    *,
+    root_path: str = "",
+    path_size: int | None = None,
+) -> list[Step]:
+    """The messages that send ``response`` over a host offering ``delivery``.
+
+    ``path_size`` is the size of the file at ``FileBody.path`` if it is still the file open
+    on ``FileBody.fd`` (else None): pathsend makes the host open the path itself, so it is
+    used only when the body is exactly that whole file; ranges and multipart bodies, and
+    non-200 file bodies, are streamed. zerocopysend always names offset and count: the
+    descriptor may be shared through the open-file cache, so its position means nothing.
+    """
+    start: Message = {
+        "type": "http.response.start",
+        "status": response.status,
+        "headers": asgi_headers(response.fields, root_path),
+    }
+    body = response.body
+    if isinstance(body, bytes):
+        return [start, body_message(body, False)]
+    segments = body.segments
+    if not segments:
+        return [start, body_message(b"", False)]
+    if (
+        delivery is Delivery.PATHSEND
+        and response.status == 200
+        and path_size is not None
+        and segments == whole_file(path_size)
+        and os.path.isabs(body.path)
+    ):
+        return [start, {"type": PATHSEND, "path": body.path}]
+    if delivery is Delivery.ZEROCOPY:
+        steps: list[Step] = [start]
+        last = len(segments) - 1
+        for i, segment in enumerate(segments):
+            if isinstance(segment, bytes):
+                steps.append(body_message(segment, i < last))
+            else:
+                steps.append(FileRange(segment.start, segment.length, i < last))
+        return steps
+    return [start, ReadSegments(segments), body_message(b"", False)]
+
+
+def spec_version(scope: Scope) -> tuple[int, ...]:
+    """``scope["asgi"]["spec_version"]``; missing (or unreadable) means 2.0."""
+    text = scope.get("asgi", {}).get("spec_version", "2.0")
+    try:
+        return tuple(int(part) for part in str(text).split("."))
+    except ValueError:
+        return (2, 0)
+
+
+# --- the I/O part ------------------------------------------------------------------------
+
+
+def same_file_size(body: FileBody) -> int | None:
+    """The size of the file at ``body.path`` if it is the one open on ``body.fd``.
+
+    A file replaced on disk since it was opened would make a pathsend send other bytes than
+    the headers (computed from the descriptor) describe.
+    """
+    try:
+        opened = os.fstat(body.fd)
+        named = os.stat(body.path)
+    except OSError:
+        return None
+    if (opened.st_ino, opened.st_dev, opened.st_size) != (
+        named.st_ino,
+        named.st_dev,
+        named.st_size,
+    ):
+        return None
+    return opened.st_size
+
+
+class ClientGone(Exception):
+    """The host said ``http.disconnect`` while the body was being streamed."""
+
+
+async def stream_segments(
+    fd: int, segments: Sequence[Segment], send: Send, receive: Receive | None = None
+) -> None:
+    """Send ``segments`` as ``http.response.body`` chunks (more_body=True), each send awaited.
+
+    Hosts before ASGI 2.4 (uvicorn) ignore a send after a disconnect instead of raising, so
+    with ``receive`` given the stream also listens for ``http.disconnect`` and stops
+    (ClientGone) rather than read the rest of the file for nobody.
+    """
+    pending: list[bytes] = []
+
+    async def drain() -> None:
+        while pending:
+            await send(body_message(pending.pop(0), True))
+
+    if receive is None:
+        await copy_segments(fd, segments, pending.append, drain)
+        return
+    copying = asyncio.ensure_future(copy_segments(fd, segments, pending.append, drain))
+    watching = asyncio.ensure_future(_until_disconnect(receive))
+    try:
+        await asyncio.wait((copying, watching), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (copying, watching):
+            task.cancel()
+        await asyncio.gather(copying, watching, return_exceptions=True)
+    if copying.cancelled():
+        watching.result()  # a receive that failed is the host's error, not a disconnect
+        raise ClientGone
+    copying.result()
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def run_plan(
+    steps: Iterable[Step], body: bytes | FileBody, send: Send, receive: Receive | None = None
+) -> None:
+    """Send the planned messages; ``receive`` is for hosts that need watching (see above)."""
+    file: IO[bytes] | None = None
+    try:
+        for step in steps:
+            if isinstance(step, FileRange):
+                assert isinstance(body, FileBody)
+                if file is None:  # a real fd for os.sendfile; the FileBody keeps ownership
+                    file = open(body.fd, "rb", buffering=0, closefd=False)  # noqa: SIM115
+                await send(
+                    {
+                        "type": ZEROCOPYSEND,
+                        "file": file,
+                        "offset": step.offset,
+                        "count": step.count,
+                        "more_body": step.more_body,
+                    }
+                )
+            elif isinstance(step, ReadSegments):
+                assert isinstance(body, FileBody)
+                await stream_segments(body.fd, step.segments, send, receive)
+            else:
+                await send(step)
+    finally:
+        if file is not None:
+            file.close()
+
+
+class StaticFiles:
+    """Serve the files under ``directory`` as an ASGI 3 app, answering as ``zerohttp DIR`` would.
+
+    ``StaticFiles("public")`` or ``StaticFiles(directory="public")``, mountable with
+    ``app.mount("/static", StaticFiles(directory="public"))``. The keyword options are
+    ``StaticOptions``' (the CLI flags' names); lists may be lists or tuples. Bad values raise
+    ConfigError now, not on the first request.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        index: Sequence[str] | None = None,
+        autoindex: bool | None = None,
+        spa: bool | None = None,
+        precompressed: Sequence[str] | None = None,
+        cache_control: str | None = None,
+        immutable_pattern: str | None = None,
+        mime: Sequence[str] | None = None,
+        open_file_cache: int | None = None,
+    ) -> None:
+        root = os.fspath(directory)
+        if not os.path.isdir(root):
+            what = "is not a directory" if os.path.exists(root) else "does not exist"
+            raise DirectoryNotFound(f"Directory '{root}' {what}")
+        given = {
+            "index": index,
+            "autoindex": autoindex,
+            "spa": spa,
+            "precompressed": precompressed,
+            "cache_control": cache_control,
+            "immutable_pattern": immutable_pattern,
+            "mime": mime,
+            "open_file_cache": open_file_cache,
+        }
+        self.directory = os.path.realpath(root)
+        self.options = static_options(self.directory, given)
+        self.handler = StaticHandler(self.options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI 3 entry point: HTTP is served, lifespan answered, a WebSocket refused."""
+        kind = scope["type"]
+        if kind == "http":
+            await self.handle_http(scope, receive, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+        elif kind == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1000})  # before accept: a 403
+        else:
+            raise ValueError(f"StaticFiles serves HTTP only, not scope type {kind!r}")
+
+    async def handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Decide, plan, send; the FileBody is released however sending ends."""
+        response = self.respond(scope)
+        try:
+            delivery = delivery_for(scope.get("extensions"))
+            body = response.body
+            size = None
+            if (
+                delivery is Delivery.PATHSEND
+                and response.status == 200
+                and isinstance(body, FileBody)
+            ):
+                size = same_file_size(body)
+            steps = plan_messages(
+                response, delivery, root_path=scope.get("root_path", ""), path_size=size
+            )
+            watch = spec_version(scope) < (2, 4)
+            try:
+                await run_plan(steps, body, send, receive if watch else None)
+            except ClientGone:
+                return
+        finally:
+            response.release()
+
+    def respond(self, scope: Scope) -> Response:
+        """The core's answer to this scope (a FileBody in it must be released)."""
+        route = route_path(scope)
+        method = scope["method"]
+        if method in ("GET", "HEAD"):  # other methods: the handler answers by method alone
+            if route == "":
+                # The mount point itself, e.g. "/static": its relative links need the slash.
+                mount_point = RequestPath((), True, scope.get("query_string", b""))
+                return _for_method(redirect_response(mount_point), method)
+            if not path_is_faithful(scope.get("raw_path"), route):
+                return _for_method(error_response(400), method)
+        else:
+            route = "/"
+        return self.handler.handle(request_head(scope, route))
+
+
+def _for_method(response: Response, method: str) -> Response:
+    """HEAD gets GET's fields without the body, as ``StaticHandler.handle`` does."""
+    if method == "HEAD":
+        response.body = b""
+    return response
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Nothing to start or stop, but hosts that insist on the lifespan protocol get answers."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+_DEFAULTS = StaticOptions()
+
+
+def static_options(root: str, given: Mapping[str, object]) -> StaticOptions:
+    """``StaticOptions`` from keyword arguments (None: the default), type-checked, since the
+    dataclass trusts the CLI's parser to hand it the right types."""
+    values: dict[str, Any] = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        default = getattr(_DEFAULTS, name)
+        if isinstance(default, tuple):
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(
+                    f"StaticFiles({name}=...): expected a list or tuple of str, got {value!r}"
+                )
+            value = tuple(value)
+        elif type(value) is not type(default):  # exact: True is an int, 1 is not a bool
+            kind = type(default).__name__
+            raise ConfigError(f"StaticFiles({name}=...): expected {kind}, got {value!r}")
+        values[name] = value
+    try:
+        return dataclasses.replace(_DEFAULTS, root=root, **values)
+    except ConfigError as exc:
+        raise ConfigError(f"StaticFiles: {exc}") from None
