@@ -1,9 +1,10 @@
 """Fuzzing: random bytes and mutated requests against a live server over real sockets.
 
 A server per event loop (uvloop with sendfile, asyncio with the read fallback; autoindex
-on, ``--max-header-bytes 2048``) serves a small site whose directory has a sibling with
-the same prefix (``www`` and ``www-private``), symlinks into it, and a parent, all holding
-files with a unique token. Requests are built from parts (method, target, version, headers,
+on, ``--max-header-bytes 2048``, an access log, combined or JSON, and metrics counting)
+serves a small site whose directory has a sibling with the same prefix (``www`` and
+``www-private``), symlinks into it, and a parent, all holding files with a unique token.
+Requests are built from parts (method, target, version, headers,
 body), pipelined two or three to a write, mutated at the byte level (flips, insertions,
 deletions, duplicated spans, truncation, traversal and line-end fragments) and written in
 pieces with small delays. Every example then checks:
@@ -28,7 +29,10 @@ pieces with small delays. Every example then checks:
 
 After each loop's battery, ``test_no_descriptor_leaked`` compares the test process's
 ``/proc/self/fd`` count (the server runs in a thread of it) with the count taken after a
-warm-up, both with the server's connections gone and its open-file cache emptied.
+warm-up, both with the server's connections gone (lingering closes expired) and its
+open-file cache emptied; ``test_access_log_lines`` checks that every access log line is
+one well-formed record (no CR, LF or quote from a request gets through) with nothing from
+outside ROOT.
 
 The pure properties at the end check ``read_simple_head`` against h11 with mutation
 strategies that ``test_simple_head.py`` does not use: span duplications and deletions of
@@ -44,8 +48,10 @@ draws fresh random inputs and lifts the guard, for longer runs by hand.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import os
 import re
@@ -178,6 +184,7 @@ class Fuzzed:
     running: RunningServer
     records: Records
     baseline_fds: int
+    access_log: Path
     examples: int = 0
 
 
@@ -185,9 +192,23 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def expire_lingering(state: Any) -> None:
+    """On the loop thread: end every lingering close now, as its deadline would. Every
+    client has closed by then, but a refusal that came after the client's EOF still
+    waits for it (the bug pinned by
+    ``test_a_refused_connection_is_released_once_the_client_has_closed``)."""
+    for connection in list(state.connections):
+        if connection.lingering:
+            connection.on_deadline()
+
+
 def settle(running: RunningServer) -> int:
-    """Wait until the server holds no connection; empty its file cache; the fd count."""
+    """Wait until the server holds no connection; empty its file cache; the fd count.
+
+    Lingering closes are expired first; any other connection still open is a leak.
+    """
     state = running.server.state
+    running.call(expire_lingering, state)
     deadline = time.monotonic() + 5
     while running.call(lambda: len(state.connections)) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -198,18 +219,20 @@ def settle(running: RunningServer) -> int:
     return open_fds()
 
 
-SERVERS = [("uvloop", "sendfile"), ("asyncio", "fallback")]
+# loop, body path, access log format (written to a file, checked by test_access_log_lines)
+SERVERS = [("uvloop", "sendfile", "combined"), ("asyncio", "fallback", "json")]
 MAX_HEADER_BYTES = 2048  # low enough for a few long fields to reach 431
 
 
-@pytest.fixture(scope="module", params=SERVERS, ids=[f"{lp}-{bp}" for lp, bp in SERVERS])
+@pytest.fixture(scope="module", params=SERVERS, ids=[f"{lp}-{bp}" for lp, bp, _ in SERVERS])
 def fuzzed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Fuzzed]:
     if not os.path.isdir("/proc/self/fd"):
         pytest.skip("needs /proc/self/fd to count descriptors")
-    loop, body_path = request.param
-    root = make_fuzz_site(tmp_path_factory.mktemp("fuzz"))
+    loop, body_path, access_log = request.param
+    base = tmp_path_factory.mktemp("fuzz")
+    root = make_fuzz_site(base)
     records = Records()
     watched = [logging.getLogger("zerohttp"), logging.getLogger("asyncio")]
     saved = [(lg.level, lg.propagate) for lg in watched]
@@ -219,12 +242,19 @@ def fuzzed(
     watched[0].setLevel(logging.DEBUG)  # before start: the per-response log line runs too
     try:
         with start_server(
-            root, loop, body_path, autoindex=True, max_header_bytes=MAX_HEADER_BYTES
+            root,
+            loop,
+            body_path,
+            autoindex=True,
+            max_header_bytes=MAX_HEADER_BYTES,
+            access_log=access_log,
+            access_log_file=str(base / "access.log"),
+            metrics_port=0,  # counts every response in the stats
         ) as running:
             for target in ("/probe.txt", "/a.txt", "/", "/sub/", "/noindex/", "/nope"):
                 send_and_read(running, [request_bytes(b"GET", target.encode())])
             assert_alive(running)
-            fuzz = Fuzzed(running, records, settle(running))
+            fuzz = Fuzzed(running, records, settle(running), base / "access.log")
             yield fuzz
     finally:
         for lg, (level, propagate) in zip(watched, saved, strict=True):
@@ -881,6 +911,34 @@ def test_no_descriptor_leaked(fuzzed: Fuzzed) -> None:
     assert_no_traceback(fuzzed.records)
 
 
+_ESCAPED = rb'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\x[0-9A-F]{2})*"'  # no bare " or \\
+# The remote address may be "-": under uvloop, when the client's request and its reset
+# arrive together, the line of the answer written into the reset connection sometimes
+# lacks the address (a race, so not pinned as an xfail; reported with the fuzz results).
+_COMBINED = re.compile(
+    rb"(?:[0-9.]+|-) - - \[[^\]]+\] %s \d{3} (?:\d+|-) %s %s" % (_ESCAPED, _ESCAPED, _ESCAPED)
+)
+
+
+def test_access_log_lines(fuzzed: Fuzzed) -> None:
+    """Whatever the requests held, the access log has one well-formed line per response
+    (no CR, LF or quote injected) and nothing from outside ROOT."""
+    access_log = fuzzed.running.server.access_log
+    assert access_log is not None
+    asyncio.run_coroutine_threadsafe(access_log.flush(), fuzzed.running.loop).result(5)
+    lines = fuzzed.access_log.read_bytes().split(b"\n")
+    assert lines.pop() == b""
+    assert len(lines) >= fuzzed.examples  # a liveness probe at least, per example
+    for line in lines:
+        assert not any(marker in line for marker in FOREIGN), line
+        if fuzzed.running.loop_name == "uvloop":  # combined
+            assert _COMBINED.fullmatch(line), line
+        else:
+            record = json.loads(line)
+            assert record["status"] in ALLOWED | {100}, record
+    assert_no_traceback(fuzzed.records)
+
+
 # --- pure: read_simple_head declines or agrees with h11, under other mutations --------------
 
 CHROME = (
@@ -1171,7 +1229,7 @@ def test_a_head_that_fits_max_header_bytes_is_not_431(tmp_path: Path) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="a refusal after the client's EOF (seen by h11) still lingers LINGER_SECONDS "
+    reason="a refusal after the client's EOF (seen by h11) still lingers (LINGER_IDLE, 5 s) "
     "for an EOF that already came, holding the connection and its descriptor",
 )
 def test_a_refused_connection_is_released_once_the_client_has_closed(tmp_path: Path) -> None:
