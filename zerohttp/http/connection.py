@@ -80,6 +80,12 @@ def header_pairs(event: h11.Request) -> tuple[tuple[bytes, bytes], ...]:
     return tuple([(name, value) for _, name, value in full])
 
 
+def peer_address(transport: asyncio.BaseTransport | None) -> str:
+    """The client's address for the access log; "-" where there is none (a unix socket)."""
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "-"
+
+
 class ConnectionSettings(Protocol):
     """The settings this layer reads (``zerohttp.Config`` has them all)."""
 
@@ -199,6 +205,8 @@ class HTTPConnection(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.transport = transport
         state = self.state
+        if state.access_log is not None:  # now: a transport closed by a reset forgets it
+            self.remote_addr = peer_address(transport)
         if state.limit and len(state.connections) >= state.limit:
             self._reject(transport)
             return
@@ -834,8 +842,7 @@ class HTTPConnection(asyncio.Protocol):
         self, request: RequestHead | None, status: int, path: str, body_bytes: int
     ) -> AccessRecord:
         if self.remote_addr is None:
-            peer = self.transport.get_extra_info("peername") if self.transport else None
-            self.remote_addr = str(peer[0]) if isinstance(peer, tuple) and peer else "-"
+            self.remote_addr = peer_address(self.transport)
         referer = agent = None
         if request is None:
             method = target = version = b""
