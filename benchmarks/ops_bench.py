@@ -204,7 +204,7 @@ def main() -> None:
         lambda: zerohttp("zerohttp", []),
         lambda: zerohttp(
             "zerohttp-log", ["--access-log", "combined", "--access-log-file", str(access_log)]
-        ),  # fmt: skip
+        ),
         lambda: granian("granian", []),
         lambda: zerohttp("zerohttp-tls", tls, "https"),
         lambda: granian("granian-tls", granian_tls, "https"),
