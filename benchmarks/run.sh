@@ -6,8 +6,9 @@
 #
 #   bash benchmarks/run.sh                 # 2 rounds, all tests (~25 min)
 #   ROUNDS=1 TESTS=small,medium bash benchmarks/run.sh
+#   ASGI_ROUNDS=3 (default): rounds of the ASGI hosting step (asgi_bench.py, ~15 min)
 #
-# zerohttp runs with its defaults (open-file cache on, access log: there is none yet).
+# zerohttp runs with its defaults (open-file cache on, access log off, no metrics listener).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(dirname "$HERE")"
@@ -16,9 +17,20 @@ VENV="${ZEROHTTP_BENCH_VENV:-/tmp/zerohttp-bench-venv}"
 ROUNDS="${ROUNDS:-2}"
 TESTS="${TESTS:-small,medium,large,huge,close}"
 PEERS="${PEERS:-nginx granian aiohttp aiohttp-uvloop starlette}"
+ASGI_ROUNDS="${ASGI_ROUNDS:-3}"
 
 [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade "$REPO" >&2
+# the ASGI step runs one FastAPI app under zerohttp --app, uvicorn and Granian from this venv
+"$VENV/bin/pip" install -q --upgrade fastapi starlette 'uvicorn[standard]' granian >&2
+# Servers start in the caller's directory and `python -m zerohttp` puts it first on sys.path:
+# from the repository root that would measure the working tree, not the installed package.
+cd /tmp
+(cd / && "$VENV/bin/python" -c 'import zerohttp') || {
+    echo "benchmarks: the zerohttp installed in $VENV does not import (a subpackage missing" \
+        "from the wheel? see [tool.setuptools] in pyproject.toml)" >&2
+    exit 1
+}
 
 log="$(mktemp)"
 # shellcheck disable=SC2086
@@ -47,6 +59,11 @@ results="$(grep -o '/[^ ]*/results.json' "$log" | tail -1)"
     echo '```'
     echo
     python3 "$HERE/huge_cpu.py" --python "$VENV/bin/python" --reps 15 --turns 2,4
+    echo
+    python3 "$HERE/asgi_bench.py" --python "$VENV/bin/python" --rounds "$ASGI_ROUNDS" \
+        --command "python3 benchmarks/asgi_bench.py --python $VENV/bin/python --rounds $ASGI_ROUNDS"
+    echo
+    python3 "$HERE/ops_bench.py" --python "$VENV/bin/python" --rounds 3
     echo
     cat "$HERE/NOTES.md"
 } > "$HERE/RESULTS.md"
