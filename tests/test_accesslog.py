@@ -115,6 +115,9 @@ def test_any_request_is_one_parseable_line(
     assert unescaped.encode("latin-1") == b"GET " + target + b" HTTP/1.1"
     parsed = json.loads(format_json(rec))
     assert parsed["path"].encode("latin-1") == target
+    assert (parsed["status"], parsed["bytes_sent"]) == (status, size)
+    for key, value in (("user_agent", agent), ("referer", referer)):
+        assert parsed[key] == (value.decode("latin-1") if value else None)
 
 
 def fetch(port: int, requests: list[tuple[str, str, dict[str, str]]]) -> list[tuple[int, int]]:

@@ -35,11 +35,11 @@ logger = logging.getLogger("zerohttp")
 def body_path_description(config: Config) -> str:
     """Which way file bodies leave, for the start banner."""
     if config.tls is not None:
-        return f"fallback (aiofiles reads; TLS without kTLS: {ktls_unavailable_reason()})"
+        return f"fallback (reads; TLS without kTLS: {ktls_unavailable_reason()})"
     if not config.sendfile:
-        return "fallback (aiofiles reads; --no-sendfile)"
+        return "fallback (reads; --no-sendfile)"
     if sendfile_function() is None:
-        return "fallback (aiofiles reads; no os.sendfile on this platform)"
+        return "fallback (reads; no os.sendfile on this platform)"
     return f"sendfile (head corked with {cork_style()})"
 
 

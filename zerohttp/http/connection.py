@@ -29,7 +29,7 @@ from typing import Any, Protocol, cast
 
 import h11
 
-from ..body.fallback import copy_segments
+from ..body.fallback import copy_segments, render_cached
 from ..body.zerocopy import (
     FileShrank,
     FileTransfer,
@@ -39,7 +39,7 @@ from ..body.zerocopy import (
 )
 from ..static.dates import DateHeader
 from ..static.response import FileBody, RequestHead, Response, error_response
-from .accesslog import AccessLog, AccessRecord
+from .accesslog import AccessLog
 from .exchange import BODY_HIGH_WATER, Exchange, Responder
 from .http11 import (
     CONTINUE_100,
@@ -66,6 +66,9 @@ REJECT_LINGER_SECONDS = 1.0
 NEVER = float("inf")
 # Bytes an SSL transport may buffer before it pauses us (see connection_made).
 TLS_WRITE_HIGH = 256 * 1024
+# Without zero-copy, a response with at most this many file bytes, all page-cached, is
+# read and written at once in the loop (no task, no thread hop); bigger ones stream.
+READ_NOW_MAX = 64 * 1024
 
 
 def header_pairs(event: h11.Request) -> tuple[tuple[bytes, bytes], ...]:
@@ -131,6 +134,10 @@ class ServerState:
         self.debug_responses = logger.isEnabledFor(logging.DEBUG)
         self.stats = stats
         self.log_responses = self.debug_responses or access_log is not None or stats is not None
+        # a duration is measured only for what reports one (metrics, JSON lines)
+        self.time_requests = stats is not None or (
+            access_log is not None and access_log.needs_duration
+        )
         timeouts = (config.keepalive_timeout, config.header_timeout, LINGER_IDLE)
         self.sweep_interval = min(1.0, min(timeouts) / 4)
         self._sweeper: asyncio.TimerHandle | None = None
@@ -357,7 +364,7 @@ class HTTPConnection(asyncio.Protocol):
         )
 
     def _on_request(self, request: RequestHead) -> None:
-        if self.state.log_responses:
+        if self.state.time_requests:
             self.request_started = time.perf_counter()
         headers = request.headers
         status = request_error(
@@ -498,7 +505,16 @@ class HTTPConnection(asyncio.Protocol):
         if sock is None and self.zero_copy:
             sock = self._direct_socket()
         if sock is None:
-            self._run_async(self._stream_file(request, status, segments, body, keep, None), body)
+            data = None if self.write_paused else render_cached(body.fd, segments, READ_NOW_MAX)
+            if data is None:
+                coroutine = self._stream_file(request, status, segments, body, keep, None)
+                self._run_async(coroutine, body)
+                return
+            body.close()
+            self.write(data)
+            if self.state.log_responses:
+                self._log(request, status, "fallback", body.length)
+            self._response_done(keep)
             return
         if self.write_paused:  # the transport still holds bytes (a 100 Continue): they go first
             self._run_async(
@@ -832,34 +848,41 @@ class HTTPConnection(asyncio.Protocol):
                 request.method if request else b"", status, path, body_bytes, duration
             )
         if state.access_log is not None:
-            state.access_log.add(self._access_record(request, status, path, body_bytes))
+            self._log_access(state.access_log, request, status, path, body_bytes)
         if state.debug_responses:
             target = request.target.decode("latin-1") if request else "-"
             method = request.method.decode("latin-1") if request else "-"
             logger.debug("%s %s %d body=%s", method, target, status, path)
 
-    def _access_record(
-        self, request: RequestHead | None, status: int, path: str, body_bytes: int
-    ) -> AccessRecord:
-        if self.remote_addr is None:
-            self.remote_addr = peer_address(self.transport)
-        referer = agent = None
+    def _log_access(
+        self,
+        log: AccessLog,
+        request: RequestHead | None,
+        status: int,
+        path: str,
+        body_bytes: int,
+    ) -> None:
+        remote = self.remote_addr
+        if remote is None:
+            remote = self.remote_addr = peer_address(self.transport)
+        duration = time.perf_counter() - self.request_started if log.needs_duration else 0.0
         if request is None:
-            method = target = version = b""
-        else:
-            method, target, version = request.method, request.target, request.http_version
-            for name, value in request.headers:
-                if name == b"referer":
-                    referer = value
-                elif name == b"user-agent":
-                    agent = value
-        duration = time.perf_counter() - self.request_started
-        return AccessRecord(
-            self.remote_addr,
+            log.add(
+                remote, time.time(), b"", b"", b"", status, body_bytes, duration, None, None, path
+            )
+            return
+        referer = agent = None
+        for name, value in request.headers:
+            if name == b"referer":
+                referer = value
+            elif name == b"user-agent":
+                agent = value
+        log.add(
+            remote,
             time.time(),
-            method,
-            target,
-            version,
+            request.method,
+            request.target,
+            request.http_version,
             status,
             body_bytes,
             duration,
