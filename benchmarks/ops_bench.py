@@ -21,6 +21,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -225,12 +226,21 @@ def main() -> None:
         for make in huge_servers:
             with make() as server:
                 big.setdefault(server.name, []).append(huge(server))
-        print(f"round {round_ + 1} done", flush=True)
+        print(f"ops_bench: round {round_ + 1} done", file=sys.stderr, flush=True)
     shutil.rmtree(work, ignore_errors=True)
 
     def med(values: list[tuple[float, float]], i: int) -> float:
         return statistics.median(v[i] for v in values)
 
+    print("## Production operation: access log and TLS, against Granian and nginx\n")
+    command = f"python3 benchmarks/ops_bench.py --python {args.python} --rounds {args.rounds}"
+    print(f"```\n{command} --seconds {args.seconds}\n```\n")
+    print(
+        f"{args.rounds} rounds, servers interleaved, each pinned to CPU 0, wrk/curl to CPU 1; "
+        f"1 KiB: `wrk -t1 -c64 -d{args.seconds}s` keep-alive; 1 GiB: one `curl` download a "
+        "round. Granian serves its static route, with and without TLS; nginx with TLS "
+        "(sendfile is off under TLS without kTLS). Medians over rounds."
+    )
     print("\n| server | 1 KiB keep-alive req/s (median) | server CPU µs/req |")
     print("|---|---:|---:|")
     for name, values in small.items():
