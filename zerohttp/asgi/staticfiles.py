@@ -287,6 +287,8 @@ async def stream_segments(
     if copying.cancelled():
         watching.result()  # a receive that failed is the host's error, not a disconnect
         raise ClientGone
+    if watching.done() and not watching.cancelled() and watching.exception() is not None:
+        watching.result()  # it failed even though the copy (page-cached) won the race
     copying.result()
 
 
