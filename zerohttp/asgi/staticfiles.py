@@ -284,11 +284,12 @@ async def stream_segments(
         for task in (copying, watching):
             task.cancel()
         await asyncio.gather(copying, watching, return_exceptions=True)
+    if not watching.cancelled():
+        # a receive that failed is the host's error, not a disconnect, even when the copy
+        # (page-cached reads need not yield) finished first
+        watching.result()
     if copying.cancelled():
-        watching.result()  # a receive that failed is the host's error, not a disconnect
         raise ClientGone
-    if watching.done() and not watching.cancelled() and watching.exception() is not None:
-        watching.result()  # it failed even though the copy (page-cached) won the race
     copying.result()
 
 

@@ -84,9 +84,6 @@ _utc_second = _SecondCache(
     lambda second: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
 )
 
-_COMMON = b'%s - - %s "%s %s HTTP/%s" %d %s'
-_COMBINED = _COMMON + b' "%s" "%s"'
-
 
 def common_line(
     remote: str,
@@ -102,19 +99,12 @@ def common_line(
     body_path: str,
 ) -> bytes:
     """Common Log Format, as bytes (it is all ASCII, and the file wants bytes)."""
-    if not method:  # a request refused before it parsed
-        return b'%s - - %s "-" %d %s' % (
-            remote.encode("ascii", "replace"),
-            clf_time(when),
-            status,
-            b"%d" % size if size else b"-",
-        )
-    return _COMMON % (
+    # the method is a token (both head readers refuse anything else); none: refused unparsed
+    request = b"%s %s HTTP/%s" % (method, _escape(target), protocol) if method else b"-"
+    return b'%s - - %s "%s" %d %s' % (
         remote.encode("ascii", "replace"),
         clf_time(when),
-        method,  # a token: both head readers refuse anything else
-        _escape(target),
-        protocol,
+        request,
         status,
         b"%d" % size if size else b"-",
     )
@@ -134,20 +124,20 @@ def combined_line(
     body_path: str,
 ) -> bytes:
     """Combined Log Format: Common plus the quoted Referer and User-Agent."""
-    if not method:
-        return b'%s "%s" "%s"' % (
-            common_line(remote, when, method, target, protocol, status, size, 0.0, None, None, ""),
-            _escape(referer) if referer else b"-",
-            _escape(agent) if agent else b"-",
-        )
-    return _COMBINED % (
-        remote.encode("ascii", "replace"),
-        clf_time(when),
-        method,  # a token: both head readers refuse anything else
-        _escape(target),
-        protocol,
-        status,
-        b"%d" % size if size else b"-",
+    return b'%s "%s" "%s"' % (
+        common_line(
+            remote,
+            when,
+            method,
+            target,
+            protocol,
+            status,
+            size,
+            duration,
+            referer,
+            agent,
+            body_path,
+        ),
         _escape(referer) if referer else b"-",
         _escape(agent) if agent else b"-",
     )
@@ -228,38 +218,10 @@ class AccessLog:
         else:
             self._fd = os.dup(1)
 
-    def add(
-        self,
-        remote: str,
-        when: float,
-        method: bytes,
-        target: bytes,
-        protocol: bytes,
-        status: int,
-        size: int,
-        duration: float,
-        referer: bytes | None,
-        agent: bytes | None,
-        body_path: str,
-    ) -> None:
-        """One response's line; the arguments are ``AccessRecord``'s fields."""
-        lines = self._lines
-        if len(lines) < MAX_BUFFERED_LINES:
-            lines.append(
-                self.line(
-                    remote,
-                    when,
-                    method,
-                    target,
-                    protocol,
-                    status,
-                    size,
-                    duration,
-                    referer,
-                    agent,
-                    body_path,
-                )
-            )
+    def add(self, line: bytes) -> None:
+        """Buffer one response's line (made by ``self.line`` from ``AccessRecord``'s fields)."""
+        if len(self._lines) < MAX_BUFFERED_LINES:
+            self._lines.append(line)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = loop.call_later(FLUSH_SECONDS, self._tick, loop)

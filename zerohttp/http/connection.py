@@ -866,30 +866,21 @@ class HTTPConnection(asyncio.Protocol):
         if remote is None:
             remote = self.remote_addr = peer_address(self.transport)
         duration = time.perf_counter() - self.request_started if log.needs_duration else 0.0
-        if request is None:
-            log.add(
-                remote, time.time(), b"", b"", b"", status, body_bytes, duration, None, None, path
-            )
-            return
         referer = agent = None
-        for name, value in request.headers:
-            if name == b"referer":
-                referer = value
-            elif name == b"user-agent":
-                agent = value
-        log.add(
-            remote,
-            time.time(),
-            request.method,
-            request.target,
-            request.http_version,
-            status,
-            body_bytes,
-            duration,
-            referer,
-            agent,
-            path,
-        )
+        if request is None:  # refused before it parsed
+            method = target = version = b""
+        else:
+            method, target, version = request.method, request.target, request.http_version
+            for name, value in request.headers:
+                if name == b"referer":
+                    referer = value
+                elif name == b"user-agent":
+                    agent = value
+        line = log.line(
+            remote, time.time(), method, target, version, status, body_bytes, duration,
+            referer, agent, path,
+        )  # fmt: skip
+        log.add(line)
 
     # --- shutdown ------------------------------------------------------------------------
 
