@@ -45,6 +45,10 @@ class Config(StaticOptions):
     keepalive_timeout: float = _opt(75.0, "seconds an idle keep-alive connection is kept open")
     header_timeout: float = _opt(30.0, "seconds a client has to send a complete request head")
     send_timeout: float = _opt(60.0, "seconds a response may make no progress before it is aborted")
+    body_timeout: float = _opt(
+        30.0,
+        "longest wait, in seconds, between two reads of a request body (else 408, or close)",
+    )
     max_discard_bytes: int = _opt(
         65536,
         "largest request body (sent with a GET or HEAD) read and dropped on a kept connection",
@@ -74,6 +78,11 @@ class Config(StaticOptions):
         -1, "serve Prometheus metrics at /metrics on this port (-1: off; 0 picks a free one)"
     )
     metrics_host: str = _opt("127.0.0.1", "address of the metrics listener")
+    health_path: str = _opt(
+        "",
+        "answer GET/HEAD of this path with 200 ok whatever ROOT or the app holds, never "
+        "logged: for health checks (empty: off)",
+    )
     app: Any = _opt(
         "",
         "host an ASGI application, MODULE:ATTRIBUTE imported from the current directory "
@@ -112,7 +121,7 @@ class Config(StaticOptions):
             )
         if self.max_header_bytes < 1024:
             raise ConfigError(f"--max-header-bytes {self.max_header_bytes}: must be at least 1024")
-        for name in ("keepalive_timeout", "header_timeout", "send_timeout"):
+        for name in ("keepalive_timeout", "header_timeout", "send_timeout", "body_timeout"):
             if not getattr(self, name) > 0:
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(
@@ -139,6 +148,15 @@ class Config(StaticOptions):
             )
         if not -1 <= self.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port {self.metrics_port}: must be -1 (off) to 65535")
+        if self.health_path and (
+            not self.health_path.startswith("/")
+            or any(not 0x21 <= ord(char) <= 0x7E for char in self.health_path)
+            or "?" in self.health_path
+            or "#" in self.health_path
+        ):
+            raise ConfigError(
+                f"--health-path {self.health_path!r}: must be a URL path such as /healthz"
+            )
         if self.lifespan not in LIFESPAN_MODES:
             raise ConfigError(f"--lifespan {self.lifespan}: must be one of auto, on, off")
         if self.root_path and not self.root_path.startswith("/"):
