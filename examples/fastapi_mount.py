@@ -31,7 +31,7 @@ def hello() -> dict[str, str]:
     return {"message": "hello", "static": "/static/index.html"}
 
 
-app.mount("/static", StaticFiles(directory=SITE), name="static")
+app.mount("/static", StaticFiles(directory=SITE, html=True), name="static")
 
 
 if __name__ == "__main__":

@@ -192,7 +192,7 @@ def call(app: StaticFiles, path: str, host: FakeHost | None = None, **scope: Any
 
 @pytest.fixture(scope="module")
 def app(site: Path) -> StaticFiles:
-    return StaticFiles(site)
+    return StaticFiles(site, html=True)  # html=True: answers as the CLI server does
 
 
 @pytest.fixture(params=list(MODES))
@@ -728,6 +728,7 @@ def test_constructor_forms(site: Path) -> None:
     assert StaticFiles(directory=str(site)).directory == os.path.realpath(site)
     app = StaticFiles(
         site,
+        html=True,
         index=["home.html", "index.html"],
         autoindex=True,
         spa=True,
@@ -784,7 +785,7 @@ def test_bad_options_fail_at_construction(
 
 def test_unknown_option_is_a_type_error(site: Path) -> None:
     with pytest.raises(TypeError):
-        StaticFiles(site, html=True)  # type: ignore[call-arg]
+        StaticFiles(site, colour=True)  # type: ignore[call-arg]
 
 
 def test_lifespan_is_answered(app: StaticFiles) -> None:
@@ -810,7 +811,7 @@ def test_fastapi_mount_in_process(site: Path) -> None:
     from fastapi.testclient import TestClient
 
     api = FastAPI()
-    api.mount("/static", StaticFiles(directory=site), name="static")
+    api.mount("/static", StaticFiles(directory=site, html=True), name="static")
     with TestClient(api) as client:
         ok = client.get("/static/sub/page.txt")
         assert ok.status_code == 200 and ok.content == b"nested page\n"

@@ -31,7 +31,7 @@ async def health(request: Request) -> JSONResponse:
 app = Starlette(
     routes=[
         Route("/health", health),
-        Mount("/static", StaticFiles(directory=DIRECTORY), name="static"),
+        Mount("/static", StaticFiles(directory=DIRECTORY, html=True), name="static"),
     ]
 )
 

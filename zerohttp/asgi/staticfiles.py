@@ -12,6 +12,10 @@ messages. That translation is split in two so most of it is testable without a s
 * ``StaticFiles.__call__`` runs the plan, and always closes the ``FileBody`` afterwards
   (which releases a descriptor shared through the open-file cache), even when the client
   has gone away.
+
+Starlette's arguments sit around the core, not in it: one handler per directory, asked in
+order while they miss (``miss_statuses``); ``html=False`` makes index pages and the 404 page
+misses too; a plain 404 is raised as Starlette's HTTPException under Starlette.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import importlib.util
+import itertools
 import os
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
@@ -329,18 +335,43 @@ async def run_plan(
 
 
 class StaticFiles:
-    """Serve the files under ``directory`` as an ASGI 3 app, answering as ``zerohttp DIR`` would.
+    """Serve files as an ASGI 3 app: ``starlette.staticfiles.StaticFiles`` with the import changed.
 
-    ``StaticFiles("public")`` or ``StaticFiles(directory="public")``, mountable with
-    ``app.mount("/static", StaticFiles(directory="public"))``. The keyword options are
-    ``StaticOptions``' (the CLI flags' names); lists may be lists or tuples. Bad values raise
-    ConfigError now, not on the first request.
+    Starlette's arguments mean what they mean there:
+
+    * ``directory`` (positional here too) and/or ``packages``: the directories searched in
+      order, ``directory`` first; a package name serves its ``statics`` folder, a
+      ``(package, folder)`` pair that folder. A missing package or folder is a ConfigError.
+    * ``html=False`` (the default): a directory is a 404, and so is every miss.
+      ``html=True``: a directory serves its index file (``index``, default ``index.html``;
+      308 to add the slash first) and a miss serves the first ``404.html`` found, with status
+      404. ``StaticFiles(directory=d, html=True)`` answers exactly as ``zerohttp d``.
+    * ``check_dir=True``: a missing ``directory`` raises DirectoryNotFound (a RuntimeError, as
+      in Starlette) now; with False the check waits for the first request, which raises it.
+    * ``follow_symlink=False``: a symlink that resolves outside its directory is not served;
+      True serves it (the request path itself can never climb out).
+
+    A plain 404 (no ``404.html`` page) is raised as Starlette's ``HTTPException`` when the app
+    runs under Starlette's exception middleware (a Starlette or FastAPI mount), so the app's
+    own handlers render it as they would for Starlette's StaticFiles; elsewhere it is
+    zerohttp's plain-text 404.
+
+    zerohttp's own options stand beside them: ``index`` and ``spa`` (which serves the index
+    page) need ``html=True``; ``autoindex`` lists a directory that serves no index file, with
+    either ``html``; ``precompressed``, ``cache_control``, ``immutable_pattern``, ``mime`` and
+    ``open_file_cache`` as ``StaticOptions`` (the CLI flags' names; lists may be lists or
+    tuples). Bad values raise ConfigError now, not on the first request. Deliberate
+    differences from Starlette's answers are listed in tests/test_staticfiles_starlette.py.
     """
 
     def __init__(
         self,
-        directory: str | os.PathLike[str],
+        directory: str | os.PathLike[str] | None = None,
         *,
+        packages: Sequence[str | tuple[str, str]] | None = None,
+        html: bool = False,
+        check_dir: bool = True,
+        follow_symlink: bool = False,
         index: Sequence[str] | None = None,
         autoindex: bool | None = None,
         spa: bool | None = None,
@@ -350,10 +381,20 @@ class StaticFiles:
         mime: Sequence[str] | None = None,
         open_file_cache: int | None = None,
     ) -> None:
-        root = os.fspath(directory)
-        if not os.path.isdir(root):
-            what = "is not a directory" if os.path.exists(root) else "does not exist"
-            raise DirectoryNotFound(f"Directory '{root}' {what}")
+        for name, flag in (
+            ("html", html),
+            ("check_dir", check_dir),
+            ("follow_symlink", follow_symlink),
+        ):
+            if type(flag) is not bool:
+                raise ConfigError(f"StaticFiles({name}=...): expected bool, got {flag!r}")
+        roots = [os.fspath(directory)] if directory is not None else []
+        roots += [package_directory(package) for package in _package_list(packages)]
+        if not roots:
+            raise ConfigError("StaticFiles: give directory=... or packages=[...]")
+        self.directory = os.path.realpath(roots[0]) if directory is not None else None
+        self.html = html
+        self.follow_symlink = follow_symlink
         given = {
             "index": index,
             "autoindex": autoindex,
@@ -364,9 +405,47 @@ class StaticFiles:
             "mime": mime,
             "open_file_cache": open_file_cache,
         }
-        self.directory = os.path.realpath(root)
-        self.options = static_options(self.directory, given)
-        self.handler = StaticHandler(self.options)
+        options = static_options(os.path.realpath(roots[0]), given)
+        if not html:
+            for name, value in (("index", index), ("spa", spa)):
+                if value not in (None, False):
+                    raise ConfigError(
+                        f"StaticFiles({name}=...) is about index pages, served only with html=True"
+                    )
+            options = dataclasses.replace(options, index=())  # a directory is a 404
+        self.options = options
+        self.misses = miss_statuses(html, self.options.autoindex)
+        self.all_directories = roots
+        self._handlers: tuple[StaticHandler, ...] = ()
+        missing = directory_problem(roots[0]) if directory is not None else None
+        if missing is None:
+            self._handlers = self._build_handlers()
+        elif check_dir:
+            raise DirectoryNotFound(missing)
+
+    @property
+    def handler(self) -> StaticHandler:
+        """The first directory's handler (the one ``directory`` names, if given)."""
+        return self.handlers()[0]
+
+    def handlers(self) -> tuple[StaticHandler, ...]:
+        """One handler per directory; built on first use after ``check_dir=False``."""
+        if not self._handlers:
+            missing = directory_problem(self.all_directories[0])
+            if missing is not None:
+                raise DirectoryNotFound(f"StaticFiles: {missing}")
+            self._handlers = self._build_handlers()
+        return self._handlers
+
+    def _build_handlers(self) -> tuple[StaticHandler, ...]:
+        handlers = []
+        for root in self.all_directories:
+            options = dataclasses.replace(self.options, root=os.path.realpath(root))
+            handler = StaticHandler(options)
+            if self.follow_symlink:
+                handler.resolver.follow_symlinks = True
+            handlers.append(handler)
+        return tuple(handlers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI 3 entry point: HTTP is served, lifespan answered, a WebSocket refused."""
@@ -406,19 +485,112 @@ class StaticFiles:
             response.release()
 
     def respond(self, scope: Scope) -> Response:
-        """The core's answer to this scope (a FileBody in it must be released)."""
+        """The core's answer to this scope (a FileBody in it must be released).
+
+        Raises Starlette's HTTPException for a plain 404 under Starlette (see the class).
+        """
+        handlers = self._handlers or self.handlers()
         route = route_path(scope)
         method = scope["method"]
         if method in ("GET", "HEAD"):  # other methods: the handler answers by method alone
             if route == "":
                 # The mount point itself, e.g. "/static": its relative links need the slash.
+                if 308 in self.misses:
+                    return _for_method(not_found(scope), method)
                 mount_point = RequestPath((), True, scope.get("query_string", b""))
                 return _for_method(redirect_response(mount_point), method)
             if not path_is_faithful(scope.get("raw_path"), route):
                 return _for_method(error_response(400), method)
         else:
             route = "/"
-        return self.handler.handle(request_head(scope, route))
+        request = request_head(scope, route)
+        if method == "HEAD":  # asked as GET, so a miss still shows whether it has a page
+            request.method = b"GET"
+        response = handlers[0].handle(request)
+        if response.status in self.misses:
+            response = self._after_miss(response, handlers[1:], request) or not_found(scope)
+        if method == "HEAD":
+            response.release()
+            response.body = b""
+        return response
+
+    def _after_miss(
+        self, response: Response, rest: Sequence[StaticHandler], request: RequestHead
+    ) -> Response | None:
+        """After a miss in the first directory: the next directories' answer, else the first
+        404 page (html=True only); None for a plain 404."""
+        page: Response | None = None
+        for answer in itertools.chain((response,), (h.handle(request) for h in rest)):
+            if answer.status not in self.misses:
+                if page is not None:
+                    page.release()
+                return answer
+            if page is None and self.html and isinstance(answer.body, FileBody):
+                page = answer
+            else:
+                answer.release()
+        return page
+
+
+def miss_statuses(html: bool, autoindex: bool) -> frozenset[int]:
+    """The core's statuses that mean "not in this directory, try the next".
+
+    Without ``html`` a directory is a miss, as in Starlette, so the 308 that adds its slash
+    is one too, unless ``autoindex`` will list it.
+    """
+    return frozenset({404} if html or autoindex else {404, 308})
+
+
+STARLETTE_HANDLERS = "starlette.exception_handlers"  # set by Starlette's ExceptionMiddleware
+
+
+def not_found(scope: Scope) -> Response:
+    """A plain 404: Starlette's HTTPException where the app's handlers will render it (as
+    for Starlette's own StaticFiles), zerohttp's plain-text page elsewhere."""
+    if STARLETTE_HANDLERS in scope:
+        from starlette.exceptions import HTTPException
+
+        raise HTTPException(status_code=404)
+    return error_response(404)
+
+
+def directory_problem(directory: str) -> str | None:
+    """Why ``directory`` cannot be served, or None."""
+    if os.path.isdir(directory):
+        return None
+    what = "is not a directory" if os.path.exists(directory) else "does not exist"
+    return f"Directory '{directory}' {what}"
+
+
+def _package_list(packages: object) -> list[str | tuple[str, str]]:
+    if packages is None:
+        return []
+    if not isinstance(packages, list | tuple) or not all(
+        isinstance(p, str)
+        or (isinstance(p, tuple) and len(p) == 2 and all(isinstance(x, str) for x in p))
+        for p in packages
+    ):
+        raise ConfigError(
+            "StaticFiles(packages=...): expected a list of package names or"
+            f" (package, folder) pairs, got {packages!r}"
+        )
+    return list(packages)
+
+
+def package_directory(package: str | tuple[str, str]) -> str:
+    """The folder a ``packages`` entry names: ``statics`` beside the package's ``__init__``
+    (Starlette's rule), or the pair's folder."""
+    name, folder = package if isinstance(package, tuple) else (package, "statics")
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or spec.origin is None:
+        raise ConfigError(f"StaticFiles(packages=...): package {name!r} could not be found")
+    directory = os.path.normpath(os.path.join(spec.origin, "..", folder))
+    if not os.path.isdir(directory):
+        raise ConfigError(f"StaticFiles(packages=...): no directory {folder!r} in package {name!r}")
+    return directory
 
 
 def _for_method(response: Response, method: str) -> Response:

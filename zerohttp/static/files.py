@@ -1,7 +1,9 @@
 """The one I/O step of the static core: from a normalised path to an open regular file.
 
 Containment is decided on the fully resolved path (``os.path.realpath``), so a symlink
-anywhere along the way that leads outside the root is refused; the final component is
+anywhere along the way that leads outside the root is refused (unless the resolver was made
+with ``follow_symlinks``: then only the request path, already clean, must stay below the
+root, as with Starlette's ``follow_symlink=True``); the final component is
 opened with ``O_NOFOLLOW`` and the descriptor is ``fstat``-ed, so the metadata that goes
 into the headers describes exactly the bytes that will be sent even if the file is
 replaced meanwhile. Everything here is a plain blocking ``os`` call of a few µs.
@@ -70,22 +72,35 @@ Lookup = OpenFile | NeedsSlash | Directory | NotFound
 class FileResolver:
     """Resolves request paths below one root directory."""
 
-    def __init__(self, root: str, index_names: Sequence[str] = ("index.html",)) -> None:
+    def __init__(
+        self,
+        root: str,
+        index_names: Sequence[str] = ("index.html",),
+        *,
+        follow_symlinks: bool = False,
+    ) -> None:
         self.root = os.path.realpath(root)
         self._prefix = self.root.rstrip(os.sep) + os.sep
         self.index_names = tuple(index_names)
+        self.follow_symlinks = follow_symlinks
 
-    def _contained(self, real: str) -> bool:
-        return real == self.root or real.startswith(self._prefix)
+    def admits(self, real: str) -> bool:
+        """Whether a fully resolved path may be served.
 
-    def _hidden(self, real: str) -> bool:
-        """A symlink inside the root must not expose a dotfile either."""
-        relative = real[len(self._prefix) :] if real != self.root else ""
-        return any(part.startswith(".") for part in relative.split(os.sep) if part)
+        Inside the root, unless a dot-name on the way hides it (a symlink inside the root must
+        not expose a dotfile either). Outside it only when following symlinks: the request
+        path itself never climbs out (``paths.parse_target``), so only a symlink leads there.
+        """
+        if real == self.root:
+            return True
+        if real.startswith(self._prefix):
+            relative = real[len(self._prefix) :]
+            return not any(part.startswith(".") for part in relative.split(os.sep) if part)
+        return self.follow_symlinks
 
     def lookup(self, relative: str, trailing_slash: bool) -> Lookup:
         real = os.path.realpath(os.path.join(self.root, relative))
-        if not self._contained(real) or self._hidden(real):
+        if not self.admits(real):
             return NotFound()
         try:
             st = os.stat(real)
@@ -102,7 +117,7 @@ class FileResolver:
     def _index(self, directory: str) -> Lookup:
         for name in self.index_names:
             candidate = os.path.realpath(os.path.join(directory, name))
-            if self._contained(candidate) and not self._hidden(candidate):
+            if self.admits(candidate):
                 found = self._open(candidate)
                 if isinstance(found, OpenFile):
                     return found
@@ -149,7 +164,7 @@ class FileResolver:
         try:
             if item.is_symlink():
                 real = os.path.realpath(item.path)
-                if not self._contained(real) or self._hidden(real):
+                if not self.admits(real):
                     return None
             st = item.stat()
         except OSError:
