@@ -101,6 +101,8 @@ class ConnectionSettings(Protocol):
     @property
     def send_timeout(self) -> float: ...
     @property
+    def body_timeout(self) -> float: ...
+    @property
     def max_discard_bytes(self) -> int: ...
     @property
     def limit_concurrency(self) -> int: ...
@@ -138,13 +140,18 @@ class ServerState:
         self.time_requests = stats is not None or (
             access_log is not None and access_log.needs_duration
         )
-        timeouts = (config.keepalive_timeout, config.header_timeout, LINGER_IDLE)
+        timeouts = (
+            config.keepalive_timeout,
+            config.header_timeout,
+            config.body_timeout,
+            LINGER_IDLE,
+        )
         self.sweep_interval = min(1.0, min(timeouts) / 4)
         self._sweeper: asyncio.TimerHandle | None = None
 
     def start_sweeping(self, loop: asyncio.AbstractEventLoop) -> None:
-        """One periodic pass over all connections enforces every idle, header and linger
-        deadline: far cheaper than a timer handle cancelled and re-armed per request."""
+        """One periodic pass over all connections enforces every idle, header, body and
+        linger deadline: far cheaper than a timer handle cancelled and re-armed per request."""
         now = loop.time()
         for connection in list(self.connections):
             if connection.deadline <= now:
@@ -266,12 +273,15 @@ class HTTPConnection(asyncio.Protocol):
         if self.busy:
             exchange = self.exchange
             if exchange is not None and not exchange.body_complete:
+                self._await_body()
                 self._pump_body(exchange)
             else:
                 self._pause_reading()
             return
         if self.idle:
             self._arm_timer(self.config.header_timeout, idle=False)
+        elif self.pending is not None:  # a body read to be dropped: it is moving
+            self._await_body()
         self._process()
 
     def eof_received(self) -> bool:
@@ -384,7 +394,7 @@ class HTTPConnection(asyncio.Protocol):
             # the parser (if any) is dropped after the response, keeping what it buffered.
             self._dispatch(request)
             return
-        self._cancel_timer()
+        self._await_body()
         answer = self._handle(request)
         if not isinstance(answer, Response):
             self._start_exchange(request, answer, body_pending=True)
@@ -655,6 +665,7 @@ class HTTPConnection(asyncio.Protocol):
                 exchange.feed(event.data)  # type: ignore[union-attr]
             elif kind is h11.EndOfMessage:
                 exchange.feed_end()
+                self._cancel_timer()  # the whole body is in: the wait for it is over
             elif event is h11.NEED_DATA:
                 break
             else:  # ConnectionClosed before the body ended
@@ -670,7 +681,13 @@ class HTTPConnection(asyncio.Protocol):
             self.read_paused = False
             assert self.transport is not None
             self.transport.resume_reading()
+            self._await_body()  # we held the client back until now: its wait starts here
             self._pump_body(exchange)
+
+    def send_continue(self) -> None:
+        """For an exchange: ``100 Continue``; the body it asks for is timed from now."""
+        self.write(CONTINUE_100)
+        self._await_body()
 
     def date_line(self) -> bytes:
         return self.state.date.line()
@@ -699,6 +716,10 @@ class HTTPConnection(asyncio.Protocol):
     def abort_exchange(self, exchange: Exchange, exc: BaseException) -> None:
         if self.exchange is exchange:
             self.exchange = None
+        elif self.closing and not self.lingering:
+            # we let go of it already (its body stalled): the 408 we wrote still goes out
+            exchange.connection_lost()
+            return
         exchange.connection_lost()
         self._abort(exc)
 
@@ -777,6 +798,10 @@ class HTTPConnection(asyncio.Protocol):
         self.idle = idle
         self.deadline = self.loop.time() + seconds
 
+    def _await_body(self) -> None:
+        """Request body bytes are due: the next read must come within --body-timeout."""
+        self.deadline = self.loop.time() + self.config.body_timeout
+
     def _cancel_timer(self) -> None:
         self.deadline = NEVER
 
@@ -785,8 +810,40 @@ class HTTPConnection(asyncio.Protocol):
         self.deadline = NEVER
         if self.lingering:
             self._close_now()
+        elif self.pending is not None:
+            self._body_timed_out(self.request)  # the body we read to drop stalled
         elif not self.busy:
             self._close()
+        elif self.exchange is not None and not self.exchange.body_complete:
+            self._exchange_body_stalled(self.exchange)
+
+    def _exchange_body_stalled(self, exchange: Exchange) -> None:
+        """No body bytes for --body-timeout while a responder has the request: unless we
+        are the ones waiting (reading paused for the responder, or the client waits for
+        our 100 Continue), 408 if none of the response has left, else close."""
+        if self.read_paused or exchange.awaiting_continue:
+            self._await_body()
+            return
+        self.exchange = None
+        exchange.connection_lost()  # the responder's receive() reports a disconnect
+        if exchange.flushed:
+            self._abort(TimeoutError("request body timed out"))
+        else:
+            self._body_timed_out(exchange.request)
+
+    def _body_timed_out(self, request: RequestHead | None) -> None:
+        """408, then close at once: a client that stalls its body gets no linger."""
+        if self.pending is not None:
+            self.pending.release()
+            self.pending = None
+        response = error_response(408, close=True)
+        http10 = request is not None and request.http_version == b"1.0"
+        head = render_head(408, response.fields, self.date_line(), keep_alive=False, http10=http10)
+        body = cast(bytes, response.body)
+        self.write(head + body)
+        if self.state.log_responses:
+            self._log(request, 408, "memory", len(body))
+        self._close()
 
     def _close(self, *, linger: bool = False) -> None:
         """Close after everything written so far has been sent.
