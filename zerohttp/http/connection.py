@@ -41,6 +41,7 @@ from ..static.dates import DateHeader
 from ..static.response import FileBody, RequestHead, Response, error_response
 from .accesslog import AccessLog
 from .exchange import BODY_HIGH_WATER, Exchange, Responder
+from .health import health_check
 from .http11 import (
     CONTINUE_100,
     declared_body,
@@ -106,6 +107,8 @@ class ConnectionSettings(Protocol):
     def max_discard_bytes(self) -> int: ...
     @property
     def limit_concurrency(self) -> int: ...
+    @property
+    def health_path(self) -> str: ...
 
 
 class Handler(Protocol):
@@ -148,6 +151,7 @@ class ServerState:
         )
         self.sweep_interval = min(1.0, min(timeouts) / 4)
         self._sweeper: asyncio.TimerHandle | None = None
+        self.health = health_check(config.health_path)  # None: off
 
     def start_sweeping(self, loop: asyncio.AbstractEventLoop) -> None:
         """One periodic pass over all connections enforces every idle, header, body and
@@ -174,6 +178,7 @@ class HTTPConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.sock: socket.socket | None = None  # borrows the transport's fd, for send(MSG_MORE)
         self.zero_copy = state.zero_copy
+        self.health = state.health
         self.closing = False
         self.tls = False
         self.remote_addr: str | None = None  # for the access log, looked up once
@@ -389,6 +394,11 @@ class HTTPConnection(asyncio.Protocol):
             return
         self.request = request
         body = declared_body(headers)
+        if self.health is not None:
+            health = self.health.answer(request)
+            if health is not None:
+                self._answer_health(request, health, keep_alive=body == 0)
+                return
         if body == 0:
             # Complete already: h11's EndOfMessage would only cost another next_event();
             # the parser (if any) is dropped after the response, keeping what it buffered.
@@ -403,6 +413,21 @@ class HTTPConnection(asyncio.Protocol):
             self._respond(request, answer, keep_alive=False)
         else:
             self.pending = answer
+
+    def _answer_health(self, request: RequestHead, response: Response, *, keep_alive: bool) -> None:
+        """Written as ``_respond`` would, but never logged nor counted: probes every few
+        seconds would drown the access log and skew the request metrics. A body sent with
+        the probe is not read: the connection closes after the answer."""
+        keep_alive = keep_alive and self._keep_alive(request, response)
+        head = render_head(
+            response.status,
+            response.fields,
+            self.state.date.line(),
+            keep_alive=keep_alive,
+            http10=request.http_version == b"1.0",
+        )
+        self.write(head if request.method == b"HEAD" else head + cast(bytes, response.body))
+        self._response_done(keep_alive)
 
     def _on_body_bytes(self, count: int) -> None:
         self.discarded += count
