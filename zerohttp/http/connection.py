@@ -355,6 +355,9 @@ class HTTPConnection(asyncio.Protocol):
             try:
                 event = parser.next_event()
             except h11.RemoteProtocolError as exc:
+                if self.state.time_requests and self.request is None:
+                    # a head h11 refused was never timed: its life is this moment
+                    self.request_started = time.perf_counter()
                 self._refuse(exc.error_status_hint)
                 return
             if event is h11.NEED_DATA:
