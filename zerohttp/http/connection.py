@@ -65,6 +65,8 @@ LINGER_TOTAL = 30.0
 REJECT_LINGER_MAX = 32
 REJECT_LINGER_SECONDS = 1.0
 NEVER = float("inf")
+# Longest pause between two passes of the deadline sweeper: a deadline is kept to within it.
+SWEEP_MAX = 0.5
 # Bytes an SSL transport may buffer before it pauses us (see connection_made).
 TLS_WRITE_HIGH = 256 * 1024
 # Without zero-copy, a response with at most this many file bytes, all page-cached, is
@@ -149,7 +151,7 @@ class ServerState:
             config.body_timeout,
             LINGER_IDLE,
         )
-        self.sweep_interval = min(1.0, min(timeouts) / 4)
+        self.sweep_interval = min(SWEEP_MAX, min(timeouts) / 4)
         self._sweeper: asyncio.TimerHandle | None = None
         self.health = health_check(config.health_path)  # None: off
 
