@@ -746,10 +746,6 @@ class HTTPConnection(asyncio.Protocol):
     def abort_exchange(self, exchange: Exchange, exc: BaseException) -> None:
         if self.exchange is exchange:
             self.exchange = None
-        elif self.closing and not self.lingering:
-            # we let go of it already (its body stalled): the 408 we wrote still goes out
-            exchange.connection_lost()
-            return
         exchange.connection_lost()
         self._abort(exc)
 
