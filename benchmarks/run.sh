@@ -52,6 +52,8 @@ results="$(grep -o '/[^ ]*/results.json' "$log" | tail -1)"
     echo
     python3 "$HERE/streaming_rss.py" --python "$VENV/bin/python"
     echo
+    python3 "$HERE/stalled_bodies.py" --python "$VENV/bin/python"
+    echo
     echo "## 1 GiB download: CPU per GB over many transfers (peerbench's huge test runs 3)"
     echo
     echo '```'

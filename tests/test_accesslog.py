@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,17 @@ def fetch(port: int, requests: list[tuple[str, str, dict[str, str]]]) -> list[tu
     return seen
 
 
+def refused(port: int) -> tuple[int, int]:
+    """``BROKEN``, refused by h11 with 400 before any request is parsed."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"BROKEN\r\n\r\n")
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), len(body)
+
+
 REQUESTS = [
     ("GET", "/kib.bin", {"Referer": "http://ref.test/", "User-Agent": "tester/1"}),
     ("HEAD", "/kib.bin", {}),
@@ -147,28 +159,33 @@ def test_lines_match_the_traffic(site: Path, tmp_path: Path, form: str, body_pat
     with start_server(
         site, "uvloop", body_path, access_log=form, access_log_file=str(log)
     ) as server:
+        began = time.perf_counter()
         seen = fetch(server.port, REQUESTS)
+        seen.append(refused(server.port))  # a head h11 refuses: it has no parsed request
+        elapsed_ms = (time.perf_counter() - began) * 1000
     lines = log.read_text().splitlines()
-    assert len(lines) == len(REQUESTS)
-    for (method, path, headers), (status, length), line in zip(REQUESTS, seen, lines, strict=True):
+    assert len(lines) == len(REQUESTS) + 1
+    requests = [*REQUESTS, ("", "", {})]
+    for (method, path, headers), (status, length), line in zip(requests, seen, lines, strict=True):
         if form == "json":
             fields = json.loads(line)
             assert (fields["method"], fields["path"], fields["protocol"]) == (
                 method,
                 path,
-                "HTTP/1.1",
+                "HTTP/1.1" if method else "",
             )
             assert fields["status"] == status
             assert fields["bytes_sent"] == length
             assert fields["remote_addr"] == "127.0.0.1"
-            assert fields["duration_ms"] >= 0
+            # each request's own time, never time since the process (or the machine) began
+            assert 0 <= fields["duration_ms"] <= elapsed_ms
             assert fields["user_agent"] == headers.get("User-Agent")  # http.client sends none
-            expected_path = "memory" if status == 404 or method == "HEAD" else body_path
+            expected_path = "memory" if status >= 400 or method == "HEAD" else body_path
             assert fields["body_path"] == expected_path
         else:
             match = CLF.match(line)
             assert match, line
-            assert match["request"] == f"{method} {path} HTTP/1.1"
+            assert match["request"] == (f"{method} {path} HTTP/1.1" if method else "-")
             assert int(match["status"]) == status
             assert match["bytes"] == (str(length) if length else "-")
             if form == "combined":

@@ -41,6 +41,7 @@ from ..static.dates import DateHeader
 from ..static.response import FileBody, RequestHead, Response, error_response
 from .accesslog import AccessLog
 from .exchange import BODY_HIGH_WATER, Exchange, Responder
+from .health import health_check
 from .http11 import (
     CONTINUE_100,
     declared_body,
@@ -64,6 +65,8 @@ LINGER_TOTAL = 30.0
 REJECT_LINGER_MAX = 32
 REJECT_LINGER_SECONDS = 1.0
 NEVER = float("inf")
+# Longest pause between two passes of the deadline sweeper: a deadline is kept to within it.
+SWEEP_MAX = 0.5
 # Bytes an SSL transport may buffer before it pauses us (see connection_made).
 TLS_WRITE_HIGH = 256 * 1024
 # Without zero-copy, a response with at most this many file bytes, all page-cached, is
@@ -101,9 +104,13 @@ class ConnectionSettings(Protocol):
     @property
     def send_timeout(self) -> float: ...
     @property
+    def body_timeout(self) -> float: ...
+    @property
     def max_discard_bytes(self) -> int: ...
     @property
     def limit_concurrency(self) -> int: ...
+    @property
+    def health_path(self) -> str: ...
 
 
 class Handler(Protocol):
@@ -138,13 +145,19 @@ class ServerState:
         self.time_requests = stats is not None or (
             access_log is not None and access_log.needs_duration
         )
-        timeouts = (config.keepalive_timeout, config.header_timeout, LINGER_IDLE)
-        self.sweep_interval = min(1.0, min(timeouts) / 4)
+        timeouts = (
+            config.keepalive_timeout,
+            config.header_timeout,
+            config.body_timeout,
+            LINGER_IDLE,
+        )
+        self.sweep_interval = min(SWEEP_MAX, min(timeouts) / 4)
         self._sweeper: asyncio.TimerHandle | None = None
+        self.health = health_check(config.health_path)  # None: off
 
     def start_sweeping(self, loop: asyncio.AbstractEventLoop) -> None:
-        """One periodic pass over all connections enforces every idle, header and linger
-        deadline: far cheaper than a timer handle cancelled and re-armed per request."""
+        """One periodic pass over all connections enforces every idle, header, body and
+        linger deadline: far cheaper than a timer handle cancelled and re-armed per request."""
         now = loop.time()
         for connection in list(self.connections):
             if connection.deadline <= now:
@@ -167,6 +180,7 @@ class HTTPConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.sock: socket.socket | None = None  # borrows the transport's fd, for send(MSG_MORE)
         self.zero_copy = state.zero_copy
+        self.health = state.health
         self.closing = False
         self.tls = False
         self.remote_addr: str | None = None  # for the access log, looked up once
@@ -266,12 +280,15 @@ class HTTPConnection(asyncio.Protocol):
         if self.busy:
             exchange = self.exchange
             if exchange is not None and not exchange.body_complete:
+                self._await_body()
                 self._pump_body(exchange)
             else:
                 self._pause_reading()
             return
         if self.idle:
             self._arm_timer(self.config.header_timeout, idle=False)
+        elif self.pending is not None:  # a body read to be dropped: it is moving
+            self._await_body()
         self._process()
 
     def eof_received(self) -> bool:
@@ -340,6 +357,9 @@ class HTTPConnection(asyncio.Protocol):
             try:
                 event = parser.next_event()
             except h11.RemoteProtocolError as exc:
+                if self.state.time_requests and self.request is None:
+                    # a head h11 refused was never timed: its life is this moment
+                    self.request_started = time.perf_counter()
                 self._refuse(exc.error_status_hint)
                 return
             if event is h11.NEED_DATA:
@@ -379,12 +399,17 @@ class HTTPConnection(asyncio.Protocol):
             return
         self.request = request
         body = declared_body(headers)
+        if self.health is not None:
+            health = self.health.answer(request)
+            if health is not None:
+                self._answer_health(request, health, keep_alive=body == 0)
+                return
         if body == 0:
             # Complete already: h11's EndOfMessage would only cost another next_event();
             # the parser (if any) is dropped after the response, keeping what it buffered.
             self._dispatch(request)
             return
-        self._cancel_timer()
+        self._await_body()
         answer = self._handle(request)
         if not isinstance(answer, Response):
             self._start_exchange(request, answer, body_pending=True)
@@ -393,6 +418,21 @@ class HTTPConnection(asyncio.Protocol):
             self._respond(request, answer, keep_alive=False)
         else:
             self.pending = answer
+
+    def _answer_health(self, request: RequestHead, response: Response, *, keep_alive: bool) -> None:
+        """Written as ``_respond`` would, but never logged nor counted: probes every few
+        seconds would drown the access log and skew the request metrics. A body sent with
+        the probe is not read: the connection closes after the answer."""
+        keep_alive = keep_alive and self._keep_alive(request, response)
+        head = render_head(
+            response.status,
+            response.fields,
+            self.state.date.line(),
+            keep_alive=keep_alive,
+            http10=request.http_version == b"1.0",
+        )
+        self.write(head if request.method == b"HEAD" else head + cast(bytes, response.body))
+        self._response_done(keep_alive)
 
     def _on_body_bytes(self, count: int) -> None:
         self.discarded += count
@@ -655,6 +695,7 @@ class HTTPConnection(asyncio.Protocol):
                 exchange.feed(event.data)  # type: ignore[union-attr]
             elif kind is h11.EndOfMessage:
                 exchange.feed_end()
+                self._cancel_timer()  # the whole body is in: the wait for it is over
             elif event is h11.NEED_DATA:
                 break
             else:  # ConnectionClosed before the body ended
@@ -670,7 +711,13 @@ class HTTPConnection(asyncio.Protocol):
             self.read_paused = False
             assert self.transport is not None
             self.transport.resume_reading()
+            self._await_body()  # we held the client back until now: its wait starts here
             self._pump_body(exchange)
+
+    def send_continue(self) -> None:
+        """For an exchange: ``100 Continue``; the body it asks for is timed from now."""
+        self.write(CONTINUE_100)
+        self._await_body()
 
     def date_line(self) -> bytes:
         return self.state.date.line()
@@ -777,6 +824,10 @@ class HTTPConnection(asyncio.Protocol):
         self.idle = idle
         self.deadline = self.loop.time() + seconds
 
+    def _await_body(self) -> None:
+        """Request body bytes are due: the next read must come within --body-timeout."""
+        self.deadline = self.loop.time() + self.config.body_timeout
+
     def _cancel_timer(self) -> None:
         self.deadline = NEVER
 
@@ -785,8 +836,40 @@ class HTTPConnection(asyncio.Protocol):
         self.deadline = NEVER
         if self.lingering:
             self._close_now()
+        elif self.pending is not None:
+            self._body_timed_out(self.request)  # the body we read to drop stalled
         elif not self.busy:
             self._close()
+        elif self.exchange is not None and not self.exchange.body_complete:
+            self._exchange_body_stalled(self.exchange)
+
+    def _exchange_body_stalled(self, exchange: Exchange) -> None:
+        """No body bytes for --body-timeout while a responder has the request: unless we
+        are the ones waiting (reading paused for the responder, or the client waits for
+        our 100 Continue), 408 if none of the response has left, else close."""
+        if self.read_paused or exchange.awaiting_continue:
+            self._await_body()
+            return
+        self.exchange = None
+        exchange.connection_lost()  # the responder's receive() reports a disconnect
+        if exchange.flushed:
+            self._abort(TimeoutError("request body timed out"))
+        else:
+            self._body_timed_out(exchange.request)
+
+    def _body_timed_out(self, request: RequestHead | None) -> None:
+        """408, then close at once: a client that stalls its body gets no linger."""
+        if self.pending is not None:
+            self.pending.release()
+            self.pending = None
+        response = error_response(408, close=True)
+        http10 = request is not None and request.http_version == b"1.0"
+        head = render_head(408, response.fields, self.date_line(), keep_alive=False, http10=http10)
+        body = cast(bytes, response.body)
+        self.write(head + body)
+        if self.state.log_responses:
+            self._log(request, 408, "memory", len(body))
+        self._close()
 
     def _close(self, *, linger: bool = False) -> None:
         """Close after everything written so far has been sent.

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Protocol
 from ..body.zerocopy import FileShrank, Segment
 from ..static.ranges import ByteRange
 from .http11 import (
-    CONTINUE_100,
     LAST_CHUNK,
     Framing,
     InvalidResponse,
@@ -50,6 +49,7 @@ class Connection(Protocol):
     async def drain(self) -> None: ...
     async def send_segments(self, fd: int, segments: list[Segment]) -> str: ...
     def resume_body(self) -> None: ...
+    def send_continue(self) -> None: ...
     def exchange_done(self, exchange: Exchange) -> None: ...
     def exchange_failed(self, exchange: Exchange) -> None: ...
     def abort_exchange(self, exchange: Exchange, exc: BaseException) -> None: ...
@@ -85,6 +85,9 @@ class Exchange:
         self._wants_continue = body_pending and expects_continue(
             request.http_version, request.headers
         )
+        # the client holds its body back until our 100 Continue (or until it sends anyway):
+        # its silence meanwhile is no stall (see HTTPConnection's --body-timeout)
+        self.awaiting_continue = self._wants_continue
         # the client: ``gone`` once it closed or half-closed; ``lost`` once the connection is
         # gone (sends fail)
         self.gone = False
@@ -107,6 +110,7 @@ class Exchange:
         if data:
             self._chunks.append(data)
             self.buffered += len(data)
+            self.awaiting_continue = False
             self._wake()
 
     def feed_end(self) -> None:
@@ -152,8 +156,8 @@ class Exchange:
                     self.told_gone = True
                 return None
             if self._wants_continue and not self.started:
-                self._wants_continue = False
-                self.connection.write(CONTINUE_100)
+                self._wants_continue = self.awaiting_continue = False
+                self.connection.send_continue()
             waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await waiter
