@@ -258,7 +258,7 @@ def test_healthy_when_the_root_has_no_index(
     container = run(options, 8000)
     assert container.get("/", context=context, wait=20).status == 404
     health = container.get("/healthz", context=context)
-    assert (health.status, health.body) == (200, b"ok")
+    assert (health.status, health.body.strip()) == (200, b"ok")
     assert container.wait_healthy() == "healthy", container.inspect("{{json .State.Health}}")
     checks = container.inspect("{{json .State.Health.Log}}")
     assert f"zerohttp: check {scheme}://127.0.0.1:8000/healthz: 200 OK" in checks
