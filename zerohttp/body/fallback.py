@@ -45,7 +45,8 @@ class NowaitSupport:
 
     Overlayfs (Docker's default storage driver: every file of an image, and ``/tmp`` in a
     container) answers EOPNOTSUPP. Until some file system refuses, nothing is spent; after
-    that, one fstat per response tells whether its descriptor is on a refusing one.
+    that, an fstat before a response's reads (not per chunk) tells whether its descriptor
+    is on a refusing one.
     """
 
     __slots__ = ("flag", "refusing")
