@@ -48,12 +48,16 @@ def nowait_unsupported(directory: Path) -> str | None:
     return None
 
 
+@pytest.fixture(scope="session")
+def nowait_reason(tmp_path_factory: pytest.TempPathFactory) -> str | None:
+    return nowait_unsupported(tmp_path_factory.getbasetemp())
+
+
 @pytest.fixture
-def nowait(tmp_path: Path) -> None:
-    """Skip unless NOWAIT reads work where ``tmp_path`` is (not on overlayfs)."""
-    reason = nowait_unsupported(tmp_path)
-    if reason is not None:
-        pytest.skip(reason)
+def nowait(nowait_reason: str | None) -> None:
+    """Skip unless NOWAIT reads work where pytest's temp files are (not on overlayfs)."""
+    if nowait_reason is not None:
+        pytest.skip(nowait_reason)
 
 
 @pytest.fixture(autouse=True)
