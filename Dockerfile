@@ -31,22 +31,28 @@ COPY --from=build /opt/zerohttp /opt/zerohttp
 COPY examples/site /srv
 
 # ZEROHTTP_TIMEOUT_GRACEFUL_SHUTDOWN stays under `docker stop`'s 10 s, so a stalled download
-# cannot turn a clean stop into a SIGKILL.
+# cannot turn a clean stop into a SIGKILL. ZEROHTTP_HEALTH_PATH: /healthz answers 200 ok
+# whatever /srv holds (a folder without index.html is still healthy), and is never logged.
 ENV PATH=/opt/zerohttp/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     ZEROHTTP_HOST=0.0.0.0 \
     ZEROHTTP_PORT=8000 \
     ZEROHTTP_ROOT=/srv \
-    ZEROHTTP_TIMEOUT_GRACEFUL_SHUTDOWN=8
+    ZEROHTTP_TIMEOUT_GRACEFUL_SHUTDOWN=8 \
+    ZEROHTTP_HEALTH_PATH=/healthz
 
 USER 10001:10001
 EXPOSE 8000
 STOPSIGNAL SIGTERM
-# Shell form, so ${ZEROHTTP_PORT} is the running container's. --check exits 0 on 2xx/3xx
-# for / (so /srv needs an index.html, or run with --autoindex), 1 otherwise.
+# Shell form, so the variables are the running container's: the port, the health path and
+# TLS (https when ZEROHTTP_SSL_CERTFILE is set; --check does not verify the certificate).
+# --check exits 0 on 2xx/3xx, 1 otherwise. With ZEROHTTP_HEALTH_PATH emptied (health path
+# off) it fetches / instead, which then needs an index.html in /srv (or --autoindex).
 HEALTHCHECK --interval=5s --timeout=5s --start-period=10s --retries=3 \
-    CMD zerohttp --check "http://127.0.0.1:${ZEROHTTP_PORT:-8000}/" || exit 1
+    CMD zerohttp --check \
+        "http${ZEROHTTP_SSL_CERTFILE:+s}://127.0.0.1:${ZEROHTTP_PORT:-8000}${ZEROHTTP_HEALTH_PATH:-/}" \
+        || exit 1
 # Exec form: zerohttp is PID 1 and gets SIGTERM itself (graceful drain, exit status 0).
 ENTRYPOINT ["zerohttp"]
 CMD []

@@ -209,7 +209,7 @@ def test_serves_a_mounted_folder_on_the_port_from_the_environment(
 
     assert container.wait_healthy() == "healthy"
     health = container.inspect("{{json .State.Health.Log}}")
-    assert "zerohttp: check http://127.0.0.1:18980/: 200 OK" in health
+    assert "zerohttp: check http://127.0.0.1:18980/healthz: 200 OK" in health
 
     seconds, exit_code = container.stop()
     assert exit_code == 0, container.logs()
@@ -233,19 +233,52 @@ def test_defaults_and_arguments(run: Callable[..., Container]) -> None:
     assert '"path": "/"' in container.logs() or '"path":"/"' in container.logs(), "no json log"
 
 
-def test_unhealthy_when_the_root_has_no_index(
+def empty_folder(path: Path) -> Path:
+    path.mkdir()
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_healthy_when_the_root_has_no_index(
+    run: Callable[..., Container], tmp_path: Path, scheme: str
+) -> None:
+    """A download area, a bucket, an empty volume: / is a 404, and the container is healthy
+    all the same, by the image's own health check (https when a certificate is set). The
+    health path answers ok and never shows in the access log."""
+    empty = empty_folder(tmp_path / "empty")
+    options = ["-v", f"{empty}:/srv:ro", "-e", "ZEROHTTP_ACCESS_LOG=combined"]
+    options += ["--health-interval", "1s", "--health-retries", "1"]
+    context = None
+    if scheme == "https":
+        certs = self_signed(tmp_path / "certs")
+        options += ["-v", f"{certs}:/certs:ro", "-e", "ZEROHTTP_SSL_CERTFILE=/certs/cert.pem"]
+        options += ["-e", "ZEROHTTP_SSL_KEYFILE=/certs/key.pem"]
+        context = ssl.create_default_context(cafile=str(certs / "cert.pem"))
+    container = run(options, 8000)
+    assert container.get("/", context=context, wait=20).status == 404
+    health = container.get("/healthz", context=context)
+    assert (health.status, health.body.strip()) == (200, b"ok")
+    assert container.wait_healthy() == "healthy", container.inspect("{{json .State.Health}}")
+    checks = container.inspect("{{json .State.Health.Log}}")
+    assert f"zerohttp: check {scheme}://127.0.0.1:8000/healthz: 200 OK" in checks
+    logs = container.logs()
+    assert '"GET / HTTP/1.1" 404' in logs  # the access log is on
+    assert "/healthz" not in logs, "health checks in the access log"
+
+
+def test_with_the_health_path_off_the_check_fetches_the_root(
     run: Callable[..., Container], tmp_path: Path
 ) -> None:
-    """The health check reports what / answers (404 here), not merely that a port is open."""
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    empty.chmod(0o755)
-    container = run(
-        ["-v", f"{empty}:/srv:ro", "--health-interval", "1s", "--health-retries", "1"], 8000
-    )
-    assert container.get("/", wait=20).status == 404
+    """ZEROHTTP_HEALTH_PATH emptied: the check reports what / answers (404 here), not merely
+    that a port is open."""
+    empty = empty_folder(tmp_path / "empty")
+    options = ["-v", f"{empty}:/srv:ro", "-e", "ZEROHTTP_HEALTH_PATH="]
+    container = run([*options, "--health-interval", "1s", "--health-retries", "1"], 8000)
+    assert container.get("/healthz", wait=20).status == 404
     assert container.wait_healthy() == "unhealthy"
-    assert "404 Not Found" in container.inspect("{{json .State.Health.Log}}")
+    checks = container.inspect("{{json .State.Health.Log}}")
+    assert "check http://127.0.0.1:8000/: 404 Not Found" in checks
 
 
 def test_image_is_small(image: str) -> None:
@@ -351,13 +384,40 @@ def test_dockerfile() -> None:
         assert setting in env
     assert stage["ENTRYPOINT"] == '["zerohttp"]', "exec form: zerohttp is PID 1"
     assert stage["CMD"] == "[]", "no flags in CMD: they would override the ZEROHTTP_* variables"
+    assert "ZEROHTTP_HEALTH_PATH=/healthz" in env, "health independent of the content"
     health = stage["HEALTHCHECK"]
     assert "--interval=5s" in health and "--start-period=" in health
-    assert re.search(
-        r'CMD zerohttp --check "http://127\.0\.0\.1:\$\{ZEROHTTP_PORT(:-8000)?\}/"', health
-    )
     assert not health.split("CMD", 1)[1].strip().startswith("["), "shell form expands the port"
     assert stage["EXPOSE"] == "8000"
+
+
+def image_environment() -> dict[str, str]:
+    """The final stage's ENV settings (those without a variable in their value)."""
+    settings = dict(setting.split("=", 1) for setting in dict(final_stage())["ENV"].split())
+    return {name: value for name, value in settings.items() if "$" not in value}
+
+
+@pytest.mark.parametrize(
+    "changes, url",
+    [
+        ({}, "http://127.0.0.1:8000/healthz"),
+        ({"ZEROHTTP_PORT": "8080"}, "http://127.0.0.1:8080/healthz"),
+        ({"ZEROHTTP_HEALTH_PATH": "/live"}, "http://127.0.0.1:8000/live"),
+        ({"ZEROHTTP_HEALTH_PATH": ""}, "http://127.0.0.1:8000/"),  # health path off: /
+        ({"ZEROHTTP_SSL_CERTFILE": "/certs/cert.pem"}, "https://127.0.0.1:8000/healthz"),
+    ],
+    ids=["defaults", "port", "health-path", "health-path-off", "tls"],
+)
+def test_the_health_check_follows_the_variables(changes: dict[str, str], url: str) -> None:
+    """The HEALTHCHECK command run by a shell, as Docker runs it, with ``zerohttp`` a shell
+    function that prints what it was asked to fetch."""
+    command = dict(final_stage())["HEALTHCHECK"].split(" CMD ", 1)[1]
+    script = 'zerohttp() { echo "$@"; }; ' + command
+    environ = {"PATH": os.environ["PATH"], **image_environment(), **changes}
+    result = subprocess.run(
+        ["sh", "-c", script], env=environ, capture_output=True, text=True, timeout=10
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, f"--check {url}")
 
 
 def test_dockerignore() -> None:
@@ -377,6 +437,7 @@ def test_compose_file() -> None:
         test = service["healthcheck"]["test"]
         assert test[0] == "CMD-SHELL" and "zerohttp --check" in test[1]
         assert "$${ZEROHTTP_PORT}" in test[1], "$$: expanded in the container, not by Compose"
+        assert "$${ZEROHTTP_PORT}$${ZEROHTTP_HEALTH_PATH:-/}" in test[1], "the image's health path"
     tls = services["web-tls"]
     assert tls["profiles"] == ["tls"]
     assert tls["environment"]["ZEROHTTP_SSL_CERTFILE"].startswith("/certs/")

@@ -115,10 +115,14 @@ def test_replicas_and_labels(objects: dict[str, dict[str, Any]]) -> None:
 
 
 def test_probes(container: dict[str, Any]) -> None:
+    """The probes fetch zerohttp's health path, which answers whatever /srv holds (``/``
+    needs an index.html: a site without one would never get a ready pod)."""
+    health_path = parse_config([], environ=env_of(container)).health_path
+    assert health_path == "/healthz"
     port_names = {p["name"]: p["containerPort"] for p in container["ports"]}
     for probe in ("readinessProbe", "livenessProbe"):
         get = container[probe]["httpGet"]
-        assert get["path"] == "/"
+        assert get["path"] == health_path
         assert get["port"] in port_names or get["port"] in port_names.values()
         assert container[probe]["timeoutSeconds"] >= 1
 
