@@ -16,7 +16,7 @@ from typing import Any, Literal
 from .errors import ConfigError
 from .http.accesslog import ACCESS_LOG_FORMATS
 from .listeners import parse_mode
-from .static.options import StaticOptions
+from .static.options import StaticOptions, settle_fields
 from .static.options import option as _opt
 from .tls import TLSSettings
 
@@ -111,6 +111,7 @@ class Config(StaticOptions):
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot work, with the CLI flag's name in the message."""
+        settle_fields(self)
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port {self.port}: must be between 0 and 65535")
         if self.loop not in LOOP_NAMES:
