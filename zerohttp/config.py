@@ -169,6 +169,13 @@ class Config(StaticOptions):
             raise ConfigError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
         if self.ssl_cert_reqs not in (0, 1, 2):
             raise ConfigError(f"--ssl-cert-reqs {self.ssl_cert_reqs}: must be 0, 1 or 2")
+        if self.ssl_cert_reqs and self.ssl_certfile and not self.ssl_ca_certs:
+            # nothing to verify a client certificate against: with 2 every handshake
+            # fails, with 1 every client that does send a certificate is refused
+            raise ConfigError(
+                f"--ssl-cert-reqs {self.ssl_cert_reqs} needs --ssl-ca-certs: without CA "
+                "certificates no client certificate can be verified"
+            )
         StaticOptions.__post_init__(self)  # slots dataclasses lose zero-argument super()
 
     @property
