@@ -16,7 +16,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from .config import Config
 from .errors import ConfigError
@@ -28,6 +28,7 @@ logger = logging.getLogger("zerohttp")
 WorkerMain = Callable[[Config, Callable[[Server], None]], None]
 READY_TIMEOUT = 15.0
 MAX_RESTARTS_PER_MINUTE = 10
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def reserve_port(config: Config) -> socket.socket:
@@ -48,6 +49,31 @@ def reserve_port(config: Config) -> socket.socket:
     return probe
 
 
+def describe_exit(pid: int, wait_status: int) -> str:
+    """``os.wait``'s status in words: ``worker 12 exited with code 3`` or ``worker 12 was
+    killed by SIGKILL`` (the raw status 9 reads like an exit code, and is not one)."""
+    code = os.waitstatus_to_exitcode(wait_status)
+    if code >= 0:
+        return f"worker {pid} exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"worker {pid} was killed by {name}"
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while a worker is forked and recorded in ``children``: the stop
+    handler forwards them to the workers recorded there, so one arriving in between would
+    miss the new worker, and the supervisor would wait for it for ever."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
 def _spawn(
     config: Config, worker_main: WorkerMain, ready_fd: int, probe: socket.socket | None
 ) -> int:
@@ -59,8 +85,9 @@ def _spawn(
     try:
         if probe is not None:  # the parent's reservation is not the worker's to keep
             probe.close()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in _STOP_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # held by the parent
 
         def ready(_: Server) -> None:
             os.write(ready_fd, b"1")
@@ -126,7 +153,8 @@ def _run(
     signal.signal(signal.SIGINT, stop)
     try:
         for _ in range(config.workers):
-            children.add(_spawn(config, worker_main, ready_write, probe))
+            with _stop_signals_held():
+                children.add(_spawn(config, worker_main, ready_write, probe))
         _wait_ready(ready_read, config.workers, children)
         if probe is not None:
             probe.close()
@@ -174,14 +202,15 @@ def _supervise(
         except InterruptedError:
             continue
         children.discard(pid)
-        if stopping():
-            continue
-        now = time.monotonic()
-        restarts = [t for t in restarts if now - t < 60] + [now]
-        if len(restarts) > MAX_RESTARTS_PER_MINUTE:
-            logger.error("workers keep dying; stopping")
-            for other in children:
-                os.kill(other, signal.SIGTERM)
-            continue
-        logger.warning("worker %d exited (status %d); starting a new one", pid, status)
-        children.add(_spawn(config, worker_main, ready_write, None))
+        with _stop_signals_held():
+            if stopping():
+                continue
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < 60] + [now]
+            if len(restarts) > MAX_RESTARTS_PER_MINUTE:
+                logger.error("workers keep dying; stopping")
+                for other in children:
+                    os.kill(other, signal.SIGTERM)
+                continue
+            logger.warning("%s; starting a new one", describe_exit(pid, status))
+            children.add(_spawn(config, worker_main, ready_write, None))
