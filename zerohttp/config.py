@@ -134,8 +134,10 @@ class Config(StaticOptions):
             raise ConfigError(
                 f"--timeout-graceful-shutdown {self.timeout_graceful_shutdown}: must be >= 0"
             )
-        if self.max_discard_bytes < 0 or self.backlog < 1:
-            raise ConfigError("--max-discard-bytes must be >= 0, --backlog >= 1")
+        if self.max_discard_bytes < 0:
+            raise ConfigError(f"--max-discard-bytes {self.max_discard_bytes}: must be >= 0")
+        if self.backlog < 1:
+            raise ConfigError(f"--backlog {self.backlog}: must be at least 1")
         if self.uds and self.fd >= 0:
             raise ConfigError("--uds and --fd are two ways to listen: give one")
         parse_mode(self.uds_mode)
@@ -149,6 +151,16 @@ class Config(StaticOptions):
             )
         if not -1 <= self.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port {self.metrics_port}: must be -1 (off) to 65535")
+        if (
+            self.metrics_port == self.port != 0
+            and not self.uds
+            and self.fd < 0
+            and _same_listener_host(self.metrics_host, self.host)
+        ):
+            raise ConfigError(
+                f"--metrics-port {self.metrics_port} is also --port: the metrics listener "
+                "needs a port of its own"
+            )
         if self.health_path and (
             not self.health_path.startswith("/")
             or any(not 0x21 <= ord(char) <= 0x7E for char in self.health_path)
@@ -205,3 +217,13 @@ class Config(StaticOptions):
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
+
+
+def _same_listener_host(one: str, other: str) -> bool:
+    """Whether listeners on these two hosts and one port would clash: the same address, or a
+    wildcard (``""`` is every address, ``0.0.0.0`` every IPv4 one, ``::`` every IPv6 one)."""
+    if one == other or "" in (one, other):
+        return True
+    if (":" in one) != (":" in other):  # IPv4 and IPv6 (asyncio binds IPv6 sockets v6-only)
+        return False
+    return one in ("0.0.0.0", "::") or other in ("0.0.0.0", "::")
