@@ -26,6 +26,7 @@ from zerohttp.static.head_values import (
     EXT_MEDIA_TYPE,
     FIELD_NAME,
     FIELD_VALUE,
+    HEADER_FIELD,
     head_value_problem,
 )
 from zerohttp.static.options import StaticOptions
@@ -209,3 +210,15 @@ def test_environment_cannot_inject_either(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert "--cache-control" in result.stderr
     assert "ZEROHTTP_CACHE_CONTROL" in result.stderr
+
+
+def test_whole_header_fields() -> None:
+    assert head_value_problem(HEADER_FIELD, "X-Frame-Options: DENY") is None
+    assert head_value_problem(HEADER_FIELD, "X-Empty:") is None
+    for bad in ("X-Frame-Options DENY", "X Frame: DENY", "X-A: b\r\nX-Evil: 1", ": b"):
+        assert head_value_problem(HEADER_FIELD, bad) is not None, bad
+
+
+def test_an_unknown_marker_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="unknown head metadata"):
+        head_value_problem("header", "x")

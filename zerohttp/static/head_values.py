@@ -17,6 +17,8 @@ FIELD_VALUE = "field-value"
 FIELD_NAME = "field-name"
 #: ``head`` metadata: ``EXT=TYPE``, TYPE sent as a Content-Type value
 EXT_MEDIA_TYPE = "ext=media-type"
+#: ``head`` metadata: a whole ``Name: value`` field, sent as written (for added fields)
+HEADER_FIELD = "name: value"
 
 # RFC 9110 §5.6.2 token; §8.3.1 media-type = type "/" subtype parameters, a parameter's
 # value a token or a quoted-string (§5.6.4, printable ASCII inside the quotes).
@@ -41,6 +43,13 @@ def head_value_problem(kind: str, value: str) -> str | None:
         if not _TOKEN_RE.fullmatch(value):
             return "a header field name must be a token (letters, digits, !#$%&'*+-.^_`|~)"
         return None
+    if kind == HEADER_FIELD:
+        name, sep, field_value = value.partition(":")
+        if not sep:
+            return "expected NAME: VALUE"
+        return head_value_problem(FIELD_NAME, name) or head_value_problem(
+            FIELD_VALUE, field_value.strip(" ")
+        )
     if kind == EXT_MEDIA_TYPE:
         media_type = value.partition("=")[2].strip()
         if not _MEDIA_TYPE_RE.fullmatch(media_type):
