@@ -199,3 +199,20 @@ def test_client_certificates_need_a_ca(pem: dict[str, str], reqs: int) -> None:
     with pytest.raises(ConfigError, match=rf"^--ssl-cert-reqs {reqs} needs --ssl-ca-certs"):
         Config(ssl_certfile=pem["cert"], ssl_keyfile=pem["key"], ssl_cert_reqs=reqs)
     Config(ssl_certfile=pem["cert"], ssl_cert_reqs=reqs, ssl_ca_certs=pem["cert"])
+
+
+@pytest.mark.parametrize(
+    "fields, flags",
+    [
+        ({"ssl_keyfile": "key.pem"}, "--ssl-keyfile:"),
+        ({"ssl_keyfile_password": "pw"}, "--ssl-keyfile-password:"),
+        ({"ssl_ciphers": "ECDHE+AESGCM"}, "--ssl-ciphers:"),
+        ({"ssl_cert_reqs": 2, "ssl_ca_certs": "ca.pem"}, "--ssl-ca-certs and --ssl-cert-reqs:"),
+    ],
+)
+def test_tls_settings_without_a_certificate_are_not_ignored(
+    fields: dict[str, object], flags: str
+) -> None:
+    expected = rf"^{flags} TLS settings need --ssl-certfile \(without it there is no TLS\)$"
+    with pytest.raises(ConfigError, match=expected):
+        Config(**fields)  # type: ignore[arg-type]

@@ -177,10 +177,21 @@ class Config(StaticOptions):
         if self.mount and not self.app:
             raise ConfigError("--mount needs --app (without an app, ROOT is served at /)")
         self.mounts  # noqa: B018 - raises ConfigError for a malformed entry
-        if not self.ssl_certfile and (self.ssl_keyfile or self.ssl_ca_certs):
-            raise ConfigError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
         if self.ssl_cert_reqs not in (0, 1, 2):
             raise ConfigError(f"--ssl-cert-reqs {self.ssl_cert_reqs}: must be 0, 1 or 2")
+        tls_only = {
+            "--ssl-keyfile": self.ssl_keyfile,
+            "--ssl-keyfile-password": self.ssl_keyfile_password,
+            "--ssl-ciphers": self.ssl_ciphers,
+            "--ssl-ca-certs": self.ssl_ca_certs,
+            "--ssl-cert-reqs": self.ssl_cert_reqs,
+        }
+        ignored = [flag for flag, value in tls_only.items() if value]
+        if ignored and not self.ssl_certfile:
+            raise ConfigError(
+                f"{' and '.join(ignored)}: TLS settings need --ssl-certfile "
+                "(without it there is no TLS)"
+            )
         if self.ssl_cert_reqs and self.ssl_certfile and not self.ssl_ca_certs:
             # nothing to verify a client certificate against: with 2 every handshake
             # fails, with 1 every client that does send a certificate is refused
