@@ -184,7 +184,7 @@ def test_a_key_that_does_not_match_is_a_config_error(
 ) -> None:
     other = tmp_path / "other-key.pem"
     ca.issue_cert("127.0.0.1").private_key_pem.write_to_path(str(other))
-    with pytest.raises(ConfigError, match="cannot load the key pair"):
+    with pytest.raises(ConfigError, match="is not the key of the certificate"):
         Server(Config(root=str(site), ssl_certfile=pki["cert"], ssl_keyfile=str(other)))
 
 

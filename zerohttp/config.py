@@ -16,7 +16,7 @@ from typing import Any, Literal
 from .errors import ConfigError
 from .http.accesslog import ACCESS_LOG_FORMATS
 from .listeners import parse_mode
-from .static.options import StaticOptions
+from .static.options import StaticOptions, settle_fields
 from .static.options import option as _opt
 from .tls import TLSSettings
 
@@ -111,6 +111,7 @@ class Config(StaticOptions):
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot work, with the CLI flag's name in the message."""
+        settle_fields(self)
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port {self.port}: must be between 0 and 65535")
         if self.loop not in LOOP_NAMES:
@@ -133,8 +134,10 @@ class Config(StaticOptions):
             raise ConfigError(
                 f"--timeout-graceful-shutdown {self.timeout_graceful_shutdown}: must be >= 0"
             )
-        if self.max_discard_bytes < 0 or self.backlog < 1:
-            raise ConfigError("--max-discard-bytes must be >= 0, --backlog >= 1")
+        if self.max_discard_bytes < 0:
+            raise ConfigError(f"--max-discard-bytes {self.max_discard_bytes}: must be >= 0")
+        if self.backlog < 1:
+            raise ConfigError(f"--backlog {self.backlog}: must be at least 1")
         if self.uds and self.fd >= 0:
             raise ConfigError("--uds and --fd are two ways to listen: give one")
         parse_mode(self.uds_mode)
@@ -148,6 +151,16 @@ class Config(StaticOptions):
             )
         if not -1 <= self.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port {self.metrics_port}: must be -1 (off) to 65535")
+        if (
+            self.metrics_port == self.port != 0
+            and not self.uds
+            and self.fd < 0
+            and _same_listener_host(self.metrics_host, self.host)
+        ):
+            raise ConfigError(
+                f"--metrics-port {self.metrics_port} is also --port: the metrics listener "
+                "needs a port of its own"
+            )
         if self.health_path and (
             not self.health_path.startswith("/")
             or any(not 0x21 <= ord(char) <= 0x7E for char in self.health_path)
@@ -164,10 +177,28 @@ class Config(StaticOptions):
         if self.mount and not self.app:
             raise ConfigError("--mount needs --app (without an app, ROOT is served at /)")
         self.mounts  # noqa: B018 - raises ConfigError for a malformed entry
-        if not self.ssl_certfile and (self.ssl_keyfile or self.ssl_ca_certs):
-            raise ConfigError("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
         if self.ssl_cert_reqs not in (0, 1, 2):
             raise ConfigError(f"--ssl-cert-reqs {self.ssl_cert_reqs}: must be 0, 1 or 2")
+        tls_only = {
+            "--ssl-keyfile": self.ssl_keyfile,
+            "--ssl-keyfile-password": self.ssl_keyfile_password,
+            "--ssl-ciphers": self.ssl_ciphers,
+            "--ssl-ca-certs": self.ssl_ca_certs,
+            "--ssl-cert-reqs": self.ssl_cert_reqs,
+        }
+        ignored = [flag for flag, value in tls_only.items() if value]
+        if ignored and not self.ssl_certfile:
+            raise ConfigError(
+                f"{' and '.join(ignored)}: TLS settings need --ssl-certfile "
+                "(without it there is no TLS)"
+            )
+        if self.ssl_cert_reqs and self.ssl_certfile and not self.ssl_ca_certs:
+            # nothing to verify a client certificate against: with 2 every handshake
+            # fails, with 1 every client that does send a certificate is refused
+            raise ConfigError(
+                f"--ssl-cert-reqs {self.ssl_cert_reqs} needs --ssl-ca-certs: without CA "
+                "certificates no client certificate can be verified"
+            )
         StaticOptions.__post_init__(self)  # slots dataclasses lose zero-argument super()
 
     @property
@@ -197,3 +228,13 @@ class Config(StaticOptions):
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
+
+
+def _same_listener_host(one: str, other: str) -> bool:
+    """Whether listeners on these two hosts and one port would clash: the same address, or a
+    wildcard (``""`` is every address, ``0.0.0.0`` every IPv4 one, ``::`` every IPv6 one)."""
+    if one == other or "" in (one, other):
+        return True
+    if (":" in one) != (":" in other):  # IPv4 and IPv6 (asyncio binds IPv6 sockets v6-only)
+        return False
+    return one in ("0.0.0.0", "::") or other in ("0.0.0.0", "::")

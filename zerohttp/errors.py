@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class HTTPError(Exception):
     """A request that must be answered with ``status`` and then, usually, a closed connection."""
@@ -14,3 +16,13 @@ class HTTPError(Exception):
 
 class ConfigError(Exception):
     """A setting that cannot work; the CLI prints it as one line and exits non-zero."""
+
+
+def bind_failure(exc: OSError) -> str:
+    """Why bind(2) failed, in words for a ConfigError (asyncio's own message repeats the
+    address and the errno: ``[Errno 98] error while attempting to bind on address ...``)."""
+    if exc.errno == errno.EADDRINUSE:
+        return "address already in use"
+    if exc.errno == errno.EACCES:
+        return "permission denied"
+    return exc.strerror or str(exc)

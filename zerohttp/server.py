@@ -19,7 +19,7 @@ from .asgi.lifespan import Lifespan
 from .asgi.loader import load_app
 from .body.zerocopy import cork_style, sendfile_function
 from .config import Config
-from .errors import ConfigError
+from .errors import ConfigError, bind_failure
 from .http.accesslog import AccessLog
 from .http.connection import Handler, HTTPConnection, ServerState
 from .http.stats import Stats
@@ -131,7 +131,9 @@ class Server:
                 reuse_port=self.config.workers > 1 or None,
             )
         except OSError as exc:
-            raise ConfigError(f"--metrics-port {port}: cannot listen on {host}: {exc}") from None
+            raise ConfigError(
+                f"--metrics-port {port}: cannot listen on {host}:{port}: {bind_failure(exc)}"
+            ) from None
         if self.metrics.snapshot_dir is not None:
             self._write_snapshot(loop)
 

@@ -33,22 +33,14 @@ def server_context(settings: TLSSettings) -> ssl.SSLContext:
     """TLS 1.2 and 1.3, ALPN ``http/1.1``; ConfigError names the file that did not load."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(
-            settings.certfile, settings.keyfile or None, settings.password or None
-        )
-    except FileNotFoundError as exc:
-        raise ConfigError(f"--ssl-certfile/--ssl-keyfile: {exc.filename}: no such file") from None
-    except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(
-            f"--ssl-certfile/--ssl-keyfile: cannot load the key pair: {exc}"
-        ) from None
+    load_key_pair(context, settings)
     if settings.ciphers:
         try:
             context.set_ciphers(settings.ciphers)
         except ssl.SSLError:
             raise ConfigError(f"--ssl-ciphers {settings.ciphers!r}: no cipher matches") from None
     if settings.ca_certs:
+        _read_pem("--ssl-ca-certs", settings.ca_certs)
         try:
             context.load_verify_locations(settings.ca_certs)
         except (ssl.SSLError, OSError) as exc:
@@ -56,6 +48,90 @@ def server_context(settings: TLSSettings) -> ssl.SSLContext:
     context.verify_mode = ssl.VerifyMode(settings.cert_reqs)
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+class _PasswordNeeded(Exception):
+    """Raised by the password callback: the key is encrypted and no password was given."""
+
+
+def load_key_pair(context: ssl.SSLContext, settings: TLSSettings) -> None:
+    """Load the certificate chain and key; ConfigError says what is wrong, naming the file.
+
+    The password goes in as a callback, which OpenSSL calls only for an encrypted key: so
+    an encrypted key without ``--ssl-keyfile-password`` fails at once instead of OpenSSL
+    prompting on the terminal, and a failure after the call is a wrong password.
+    """
+    key_flag = "--ssl-keyfile" if settings.keyfile else "--ssl-certfile"
+    texts = {flag: _read_pem(flag, path) for flag, path in _pem_files(settings)}
+    asked = False
+
+    def password() -> str:
+        nonlocal asked
+        asked = True
+        if not settings.password:
+            raise _PasswordNeeded
+        return settings.password
+
+    try:
+        context.load_cert_chain(settings.certfile, settings.keyfile or None, password)
+    except _PasswordNeeded:
+        raise ConfigError(
+            f"{key_flag} {_key_path(settings)!r}: the key is encrypted: give its password "
+            "with --ssl-keyfile-password"
+        ) from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(_key_pair_problem(settings, texts, asked, exc)) from None
+
+
+def _pem_files(settings: TLSSettings) -> list[tuple[str, str]]:
+    files = [("--ssl-certfile", settings.certfile)]
+    if settings.keyfile:
+        files.append(("--ssl-keyfile", settings.keyfile))
+    return files
+
+
+def _read_pem(flag: str, path: str) -> str:
+    """The file's text, for telling later what it holds; ConfigError if it cannot be read."""
+    try:
+        with open(path, "rb") as file:
+            return file.read().decode("ascii", "replace")
+    except FileNotFoundError:
+        raise ConfigError(f"{flag} {path!r}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{flag} {path!r}: is a directory, not a PEM file") from None
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path!r}: {exc.strerror or exc}") from None
+
+
+def _key_path(settings: TLSSettings) -> str:
+    return settings.keyfile or settings.certfile
+
+
+def _key_pair_problem(
+    settings: TLSSettings, texts: dict[str, str], asked: bool, exc: Exception
+) -> str:
+    """One line for a key pair OpenSSL refused (its own words are often just ``PEM lib``)."""
+    cert, key_flag = settings.certfile, "--ssl-keyfile" if settings.keyfile else "--ssl-certfile"
+    key_text = texts[key_flag]
+    if getattr(exc, "reason", None) == "KEY_VALUES_MISMATCH":
+        if settings.keyfile:
+            return (
+                f"--ssl-keyfile {settings.keyfile!r} is not the key of the certificate "
+                f"in --ssl-certfile {cert!r}"
+            )
+        return f"--ssl-certfile {cert!r}: the private key is not the certificate's key"
+    if "-----BEGIN CERTIFICATE-----" not in texts["--ssl-certfile"]:
+        return f"--ssl-certfile {cert!r}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it"
+    if asked:
+        return f"--ssl-keyfile-password: wrong password for the key in {_key_path(settings)!r}"
+    if "PRIVATE KEY-----" not in key_text:
+        if settings.keyfile:
+            return f"--ssl-keyfile {settings.keyfile!r}: no PEM private key in it"
+        return (
+            f"--ssl-certfile {cert!r} holds a certificate but no private key: give the key "
+            "with --ssl-keyfile"
+        )
+    return f"{key_flag} {_key_path(settings)!r}: cannot load the key pair: {exc}"
 
 
 def ktls_unavailable_reason(ulp_list: str | None = None) -> str:

@@ -9,17 +9,16 @@ forwards SIGINT/SIGTERM, and restarts a worker that dies unexpectedly.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from .config import Config
-from .errors import ConfigError
+from .errors import ConfigError, bind_failure
 from .listeners import adopt_fd, bind_unix, describe, parse_mode
 from .server import Server, banner_line
 
@@ -28,28 +27,66 @@ logger = logging.getLogger("zerohttp")
 WorkerMain = Callable[[Config, Callable[[Server], None]], None]
 READY_TIMEOUT = 15.0
 MAX_RESTARTS_PER_MINUTE = 10
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def reserve_port(config: Config) -> socket.socket:
     """Bind (without listening) the address the workers will share; resolves port 0."""
+    return _reserve(config.host, config.port, "")
+
+
+def reserve_metrics_port(config: Config) -> socket.socket:
+    """Bind the metrics port once here, so a port in use is one line naming the flag, not
+    one ``[Errno 98]`` from each worker."""
+    return _reserve(
+        config.metrics_host, config.metrics_port, f"--metrics-port {config.metrics_port}: "
+    )
+
+
+def _reserve(host: str, port: int, flag: str) -> socket.socket:
     try:
-        infos = socket.getaddrinfo(
-            config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family, kind, proto, _, address = infos[0]
         probe = socket.socket(family, kind, proto)
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         probe.bind(address)
     except OSError as exc:
-        in_use = exc.errno == errno.EADDRINUSE
-        reason = "address already in use" if in_use else (exc.strerror or str(exc))
-        raise ConfigError(f"cannot listen on {config.host}:{config.port}: {reason}") from None
+        raise ConfigError(f"{flag}cannot listen on {host}:{port}: {bind_failure(exc)}") from None
     return probe
 
 
+def describe_exit(pid: int, wait_status: int) -> str:
+    """``os.wait``'s status in words: ``worker 12 exited with code 3`` or ``worker 12 was
+    killed by SIGKILL`` (the raw status 9 reads like an exit code, and is not one)."""
+    code = os.waitstatus_to_exitcode(wait_status)
+    if code >= 0:
+        return f"worker {pid} exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"worker {pid} was killed by {name}"
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while a worker is forked and recorded in ``children``: the stop
+    handler forwards them to the workers recorded there, so one arriving in between would
+    miss the new worker, and the supervisor would wait for it for ever."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
 def _spawn(
-    config: Config, worker_main: WorkerMain, ready_fd: int, probe: socket.socket | None
+    config: Config,
+    worker_main: WorkerMain,
+    ready_fd: int,
+    probe: socket.socket | None,
+    metrics_probe: socket.socket | None = None,
 ) -> int:
     pid = os.fork()
     if pid:
@@ -57,10 +94,12 @@ def _spawn(
     # in the worker
     code = 0
     try:
-        if probe is not None:  # the parent's reservation is not the worker's to keep
-            probe.close()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for reservation in (probe, metrics_probe):  # the parent's, not the worker's to keep
+            if reservation is not None:
+                reservation.close()
+        for sig in _STOP_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # held by the parent
 
         def ready(_: Server) -> None:
             os.write(ready_fd, b"1")
@@ -93,9 +132,15 @@ def run_workers(config: Config, worker_main: WorkerMain, loop_name: str) -> None
         probe = reserve_port(config)
         url = describe(probe, scheme)[0]
         config = config.replace(port=probe.getsockname()[1])
+    metrics_probe = None
     try:
-        _run(config, worker_main, loop_name, url, probe)
+        if config.metrics_port > 0:
+            metrics_probe = reserve_metrics_port(config)
+        _run(config, worker_main, loop_name, url, probe, metrics_probe)
     finally:
+        for reservation in (probe, metrics_probe):
+            if reservation is not None:
+                reservation.close()
         if listener is not None and listener.family == socket.AF_UNIX:
             with contextlib.suppress(OSError):
                 os.unlink(listener.getsockname())
@@ -108,6 +153,7 @@ def _run(
     loop_name: str,
     url: str,
     probe: socket.socket | None,
+    metrics_probe: socket.socket | None = None,
 ) -> None:
     ready_read, ready_write = os.pipe()
     stopping = False
@@ -126,10 +172,12 @@ def _run(
     signal.signal(signal.SIGINT, stop)
     try:
         for _ in range(config.workers):
-            children.add(_spawn(config, worker_main, ready_write, probe))
+            with _stop_signals_held():
+                children.add(_spawn(config, worker_main, ready_write, probe, metrics_probe))
         _wait_ready(ready_read, config.workers, children)
-        if probe is not None:
-            probe.close()
+        for reservation in (probe, metrics_probe):
+            if reservation is not None:
+                reservation.close()
         logger.info("%s", banner_line(config, loop_name, url))
         _supervise(config, worker_main, ready_write, children, lambda: stopping)
     finally:
@@ -174,14 +222,15 @@ def _supervise(
         except InterruptedError:
             continue
         children.discard(pid)
-        if stopping():
-            continue
-        now = time.monotonic()
-        restarts = [t for t in restarts if now - t < 60] + [now]
-        if len(restarts) > MAX_RESTARTS_PER_MINUTE:
-            logger.error("workers keep dying; stopping")
-            for other in children:
-                os.kill(other, signal.SIGTERM)
-            continue
-        logger.warning("worker %d exited (status %d); starting a new one", pid, status)
-        children.add(_spawn(config, worker_main, ready_write, None))
+        with _stop_signals_held():
+            if stopping():
+                continue
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < 60] + [now]
+            if len(restarts) > MAX_RESTARTS_PER_MINUTE:
+                logger.error("workers keep dying; stopping")
+                for other in children:
+                    os.kill(other, signal.SIGTERM)
+                continue
+            logger.warning("%s; starting a new one", describe_exit(pid, status))
+            children.add(_spawn(config, worker_main, ready_write, None))

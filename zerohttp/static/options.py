@@ -8,17 +8,86 @@ the same names as keyword arguments.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from .head_values import EXT_MEDIA_TYPE, FIELD_VALUE, head_value_problem
 from .negotiation import DEFAULT_PREFERENCE, SIBLING_SUFFIXES
 
 
 def option(default: Any, help: str, **cli: Any) -> Any:
-    """A dataclass field that carries its CLI help (and list/choice style) as metadata."""
+    """A dataclass field that carries its CLI help (and list/choice style) as metadata.
+
+    ``head=`` (a kind from ``head_values``) marks a setting whose value is copied into
+    response heads: every such value is checked by ``head_value_problem`` on construction.
+    """
     return dataclasses.field(default=default, metadata={"help": help, **cli})
+
+
+# Field annotations (strings: ``from __future__ import annotations``) whose values are
+# type-checked on construction, for the Python API; the CLI's parser already converts.
+_SCALAR_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+}
+_TYPE_WORDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "True or False"}
+
+
+def settle_fields(options: Any) -> None:
+    """Make list settings tuples (one string is one item) and refuse values of a wrong type.
+
+    ``Config(index="index.htm")`` means one index file, not nine one-letter ones; a list
+    becomes a tuple so the frozen settings stay hashable; a path object is a path string.
+    Runs before any other check, so those see the types their fields promise. ConfigError
+    names the flag.
+    """
+    for field in dataclasses.fields(options):
+        value = getattr(options, field.name)
+        flag = _flag(field)
+        if field.metadata.get("list"):
+            if isinstance(value, str):
+                object.__setattr__(options, field.name, (value,))
+            elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+                if isinstance(value, list):
+                    object.__setattr__(options, field.name, tuple(value))
+            else:
+                raise ConfigError(f"{flag} {value!r}: expected a string or a list of strings")
+            continue
+        hint = field.type if isinstance(field.type, str) else ""
+        if hint == "str" and isinstance(value, os.PathLike):
+            value = os.fspath(value)
+            object.__setattr__(options, field.name, value)
+        types = _SCALAR_TYPES.get(hint)
+        # exact for bool: True is an int, and 1 is no on/off setting
+        if types is not None and (
+            not isinstance(value, types) or (isinstance(value, bool) and hint != "bool")
+        ):
+            raise ConfigError(f"{flag} {value!r}: expected {_TYPE_WORDS[hint]}")
+
+
+def check_head_values(options: Any) -> None:
+    """Every value that reaches a response head is sendable (fields marked ``head=``)."""
+    for field in dataclasses.fields(options):
+        kind = field.metadata.get("head")
+        if kind is None:
+            continue
+        value = getattr(options, field.name)
+        for item in value if isinstance(value, tuple) else (value,):
+            problem = head_value_problem(kind, item)
+            if problem is not None:
+                raise ConfigError(f"{_flag(field)} {item!r}: {problem}")
+
+
+def _flag(field: dataclasses.Field[Any]) -> str:
+    """How the command line names the setting: ``--cache-control``, or ``ROOT``."""
+    if field.metadata.get("positional"):
+        return field.name.upper()
+    return "--" + field.name.replace("_", "-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,16 +107,19 @@ class StaticOptions:
         "precompressed siblings (NAME.br, .zst, .gz) to serve, in preference order; 'none' off",
         list="comma",
     )
-    cache_control: str = option("", "Cache-Control value sent with every file")
+    cache_control: str = option("", "Cache-Control value sent with every file", head=FIELD_VALUE)
     immutable_pattern: str = option(
         "", "regex on the URL path: matches get Cache-Control: public, max-age=31536000, immutable"
     )
-    mime: tuple[str, ...] = option((), "media type override EXT=TYPE (repeatable)", list="repeat")
+    mime: tuple[str, ...] = option(
+        (), "media type override EXT=TYPE (repeatable)", list="repeat", head=EXT_MEDIA_TYPE
+    )
     open_file_cache: int = option(
         256, "files kept open with pre-rendered headers, revalidated by stat on every hit; 0 off"
     )
 
     def __post_init__(self) -> None:
+        settle_fields(self)
         for name in self.index:
             if not name or "/" in name or name.startswith("."):
                 raise ConfigError(f"--index {name!r}: must be a plain, visible file name")
@@ -62,6 +134,7 @@ class StaticOptions:
         if self.open_file_cache < 0:
             raise ConfigError(f"--open-file-cache {self.open_file_cache}: must be >= 0")
         self.mime_overrides  # noqa: B018 - raises ConfigError for a malformed entry
+        check_head_values(self)
 
     @property
     def mime_overrides(self) -> dict[str, str]:
