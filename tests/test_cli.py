@@ -185,7 +185,7 @@ def test_sigterm_while_nobody_is_connected(launch: type[Running]) -> None:
     assert banner is not None and BANNER.match(banner), banner
     returncode, stderr, _ = server.stop(signal.SIGTERM, timeout=10)
     assert returncode == 0
-    assert stderr == banner
+    assert stderr == f"{banner}\nstopping on SIGTERM"
 
 
 def test_relative_root_is_shown_resolved(launch: type[Running], tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .listeners import systemd_listen_fd
 from .loops import loop_factory
 from .metrics import make_snapshot_dir
-from .server import Server, banner_line, check_root, serve
+from .server import Server, banner_line, check_mount, check_root, serve
 from .workers import run_workers
 
 logger = logging.getLogger("zerohttp")
@@ -47,6 +47,8 @@ def run(
         # imported before any fork (workers share it, like gunicorn's preload), so a bad
         # --app is one error line, not one per worker; Server gets the same object back
         load_app(config.app, factory=config.factory)
+        for prefix, directory in config.mounts:
+            check_mount(prefix, directory)
     if config.workers > 1:
         if config.metrics_port == 0:
             raise ConfigError("--metrics-port 0 with --workers: name the port the workers share")
@@ -75,12 +77,28 @@ def run_one(
     on_started: Callable[[Server], None] | None,
     snapshot_dir: str | None = None,
 ) -> None:
-    """One process, one event loop, one server."""
+    """One process, one event loop, one server; returns on Ctrl-C, even one that comes
+    before serve() handles SIGINT itself (while the app starts, say), as the CLI does."""
     loop = factory()
     try:
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(serve(config, on_started=on_started, snapshot_dir=snapshot_dir))
+        main = loop.create_task(serve(config, on_started=on_started, snapshot_dir=snapshot_dir))
+        try:
+            loop.run_until_complete(main)
+        except KeyboardInterrupt:
+            _cancel_all_tasks(loop)
+            if not main.cancelled():
+                main.exception()  # retrieved: no "exception was never retrieved" at exit
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
         asyncio.set_event_loop(None)
+
+
+def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is left and let it finish, as ``asyncio.run`` does on its way out."""
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
