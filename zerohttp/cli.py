@@ -9,33 +9,33 @@ one is the flag's one-line error naming the variable. Precedence: command line, 
 environment, then the ``Config`` default.
 
 ``zerohttp --check URL`` is not a setting: it fetches URL and exits 0 on a 2xx/3xx answer,
-1 otherwise: a container health check that needs no curl in the image.
+1 otherwise: a container health check that needs no curl in the image. It runs every few
+seconds, so this module imports the server (``config``, ``runner`` and what they pull in)
+only inside the functions that need it, after ``--check`` has been ruled out.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import http.client
-import logging
 import os
 import re
 import sys
-import types
-import typing
-import urllib.parse
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
 
 from . import __version__
-from .config import Config
+from .check import CHECK_TIMEOUT, check, check_argument
 from .errors import ConfigError
-from .runner import run
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING for type checkers, without importing typing
+if TYPE_CHECKING:
+    import dataclasses
+    from typing import Any, NoReturn
+
+    from .config import Config
 
 ENV_PREFIX = "ZEROHTTP_"
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
-CHECK_TIMEOUT = 3.0
 
 ENV_HELP = (
     "Every option can also be set in the environment: ZEROHTTP_ and the option's name in "
@@ -77,6 +77,10 @@ class _OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> _OneLineParser:
     """The parser; its namespace holds only what the arguments gave (no defaults)."""
+    import dataclasses
+
+    from .config import Config
+
     parser = _OneLineParser(
         prog="zerohttp",
         description="Serve a directory over HTTP/1.1, file bodies zero-copy.",
@@ -92,7 +96,7 @@ def build_parser() -> _OneLineParser:
         "A container health check that needs no curl",
     )
     defaults = Config()
-    hints = typing.get_type_hints(Config)
+    hints = _type_hints()
     for field in dataclasses.fields(Config):
         meta = field.metadata
         default = getattr(defaults, field.name)
@@ -123,8 +127,19 @@ def build_parser() -> _OneLineParser:
     return parser
 
 
+def _type_hints() -> dict[str, Any]:
+    import typing
+
+    from .config import Config
+
+    return typing.get_type_hints(Config)
+
+
 def _value_type(hint: Any, default: object) -> Any:
     """What converts one argument: the annotation (``X | None`` as X), else the default's type."""
+    import types
+    import typing
+
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
         hint = args[0] if len(args) == 1 else None
@@ -175,7 +190,11 @@ def settings_from_env(
 ) -> dict[str, Any]:
     """``Config`` field -> value for each ``ZEROHTTP_*`` variable set (fields in ``skip``
     excepted); a bad value exits with the flag's error naming the variable."""
-    hints = typing.get_type_hints(Config)
+    import dataclasses
+
+    from .config import Config
+
+    hints = _type_hints()
     defaults = Config()
     found: dict[str, Any] = {}
     for field in dataclasses.fields(Config):
@@ -206,6 +225,8 @@ def parse_config(
 def _config(
     parser: _OneLineParser, namespace: argparse.Namespace, environ: Mapping[str, str]
 ) -> Config:
+    from .config import Config
+
     given = {name: value for name, value in vars(namespace).items() if name != "check"}
     from_env = settings_from_env(parser, environ, skip=list(given))
     values = {**from_env, **given}
@@ -226,52 +247,6 @@ def _config(
         raise
 
 
-def check(url: str, timeout: float = CHECK_TIMEOUT) -> int:
-    """GET ``url``: 0 on a 2xx/3xx status, else 1 after one line on stderr.
-
-    Never 2, which Docker reserves in a HEALTHCHECK. An https:// certificate is not
-    verified: the probe asks whether the server answers, not who it is.
-    """
-    parts = urllib.parse.urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
-        print(
-            f"zerohttp: error: --check {url!r}: expected http://HOST[:PORT]/PATH", file=sys.stderr
-        )
-        return 1
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        import ssl
-
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        connection = http.client.HTTPSConnection(
-            parts.hostname, port, timeout=timeout, context=context
-        )
-    else:
-        connection = http.client.HTTPConnection(parts.hostname, port, timeout=timeout)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        connection.request("GET", target, headers={"User-Agent": f"zerohttp-check/{__version__}"})
-        response = connection.getresponse()
-        status, reason = response.status, response.reason
-    except (OSError, http.client.HTTPException) as exc:
-        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        print(f"zerohttp: check {url}: {why}", file=sys.stderr)
-        return 1
-    finally:
-        connection.close()
-    if 200 <= status < 400:
-        print(f"zerohttp: check {url}: {status} {reason}")
-        return 0
-    print(f"zerohttp: check {url}: {status} {reason}", file=sys.stderr)
-    return 1
-
-
 ADDRESS_FLAGS = ("--port", "--uds", "--fd")
 
 
@@ -284,15 +259,22 @@ def names_an_address(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    url = check_argument(args)
+    if url is not None:  # the health check's own form: the server is not imported
+        sys.exit(check(url))
     parser = build_parser()
-    namespace = parser.parse_args(argv)
+    namespace = parser.parse_args(args)
     if "check" in vars(namespace):
         sys.exit(check(namespace.check))
+    import logging
+
+    from .runner import run
+
     try:
         config = _config(parser, namespace, os.environ)
         logging.basicConfig(level=config.log_level.upper(), format="%(message)s", stream=sys.stderr)
-        given = names_an_address(sys.argv[1:] if argv is None else argv, os.environ)
-        run(config, address_given=given)
+        run(config, address_given=names_an_address(args, os.environ))
     except ConfigError as exc:
         sys.exit(f"zerohttp: error: {exc}")
     except KeyboardInterrupt:
