@@ -2,11 +2,12 @@
 
 Every field is a flag (``root`` is the positional ROOT) and also an environment variable,
 ``ZEROHTTP_`` plus the field's name in capitals: ``ZEROHTTP_PORT=8080``,
-``ZEROHTTP_ACCESS_LOG=json``, ``ZEROHTTP_ROOT=/srv``. A field added to ``Config`` gets both
-without a change here. An environment value is turned into the flag's own arguments and
-parsed by the same parser, so it is converted and checked exactly like the flag, and a bad
-one is the flag's one-line error naming the variable. Precedence: command line, then
-environment, then the ``Config`` default.
+``ZEROHTTP_ACCESS_LOG=json``, ``ZEROHTTP_ROOT=/srv``. A field added to ``Config`` gets both;
+``OPTION_GROUPS`` says where ``--help`` lists it and what its argument is called. An
+environment value is turned into the flag's own arguments and parsed by the same parser,
+so it is converted and checked exactly like the flag, and a bad one is the flag's one-line
+error naming the variable. Precedence: command line, then environment, then the
+``Config`` default.
 
 ``zerohttp --check URL`` is not a setting: it fetches URL and exits 0 on a 2xx/3xx answer,
 1 otherwise: a container health check that needs no curl in the image. It runs every few
@@ -36,6 +37,98 @@ if TYPE_CHECKING:
 ENV_PREFIX = "ZEROHTTP_"
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
+
+#: The sections of ``--help``, in order; each maps its ``Config`` fields to the metavar that
+#: says what the option takes ("" for an on/off option or one with choices). Every field is
+#: in exactly one section (a test checks it), so a new field cannot be forgotten.
+OPTION_GROUPS: tuple[tuple[str, dict[str, str]], ...] = (
+    (
+        "listening",
+        {
+            "host": "ADDRESS",
+            "port": "PORT",
+            "uds": "PATH",
+            "uds_mode": "MODE",
+            "fd": "FD",
+            "backlog": "N",
+        },
+    ),
+    (
+        "files",
+        {
+            "root": "ROOT",
+            "index": "NAME,...",
+            "autoindex": "",
+            "spa": "",
+            "precompressed": "CODING,...",
+            "cache_control": "VALUE",
+            "immutable_pattern": "REGEX",
+            "mime": "EXT=TYPE",
+            "open_file_cache": "N",
+            "sendfile": "",
+        },
+    ),
+    (
+        "limits and timeouts",
+        {
+            "max_header_bytes": "BYTES",
+            "max_discard_bytes": "BYTES",
+            "limit_concurrency": "N",
+            "header_timeout": "SECONDS",
+            "body_timeout": "SECONDS",
+            "send_timeout": "SECONDS",
+            "keepalive_timeout": "SECONDS",
+            "timeout_graceful_shutdown": "SECONDS",
+        },
+    ),
+    (
+        "TLS",
+        {
+            "ssl_certfile": "FILE",
+            "ssl_keyfile": "FILE",
+            "ssl_keyfile_password": "PASSWORD",
+            "ssl_ciphers": "CIPHERS",
+            "ssl_ca_certs": "FILE",
+            "ssl_cert_reqs": "{0,1,2}",
+        },
+    ),
+    (
+        "logs, metrics and health checks",
+        {
+            "log_level": "",
+            "access_log": "",
+            "access_log_file": "FILE",
+            "metrics_port": "PORT",
+            "metrics_host": "ADDRESS",
+            "health_path": "PATH",
+        },
+    ),
+    (
+        "ASGI",
+        {
+            "app": "MODULE:ATTR",
+            "factory": "",
+            "root_path": "/PREFIX",
+            "lifespan": "",
+            "mount": "/PREFIX=DIR",
+        },
+    ),
+    ("processes", {"workers": "N", "loop": ""}),
+)
+
+#: defaults shown as what they mean rather than as the value that encodes it
+DEFAULT_WORDS = {
+    "fd": "none",
+    "metrics_port": "off",
+    "health_path": "off",
+    "limit_concurrency": "no limit",
+}
+
+DESCRIPTION = (
+    "Serve a directory over HTTP/1.1, file bodies zero-copy. Ctrl-C (or SIGTERM) stops the "
+    "server: downloads in progress get --timeout-graceful-shutdown seconds to finish, and a "
+    "second Ctrl-C stops it at once."
+)
 
 ENV_HELP = (
     "Every option can also be set in the environment: ZEROHTTP_ and the option's name in "
@@ -81,11 +174,7 @@ def build_parser() -> _OneLineParser:
 
     from .config import Config
 
-    parser = _OneLineParser(
-        prog="zerohttp",
-        description="Serve a directory over HTTP/1.1, file bodies zero-copy.",
-        epilog=ENV_HELP,
-    )
+    parser = _OneLineParser(prog="zerohttp", description=DESCRIPTION, epilog=ENV_HELP)
     parser.add_argument("--version", action="version", version=f"zerohttp {__version__}")
     parser.add_argument(
         "--check",
@@ -95,36 +184,51 @@ def build_parser() -> _OneLineParser:
         f"2xx/3xx status, else 1 after one line; times out after {CHECK_TIMEOUT:g} s. "
         "A container health check that needs no curl",
     )
+    fields = {field.name: field for field in dataclasses.fields(Config)}
+    listed = {name for _, metavars in OPTION_GROUPS for name in metavars}
+    unlisted = {name: name.upper() for name in fields if name not in listed}
     defaults = Config()
     hints = _type_hints()
-    for field in dataclasses.fields(Config):
-        meta = field.metadata
-        default = getattr(defaults, field.name)
-        value_type = _value_type(hints.get(field.name), default)
-        kwargs: dict[str, Any] = {
-            "help": f"{meta['help']} [env: {env_name(field.name)}]",
-            "default": argparse.SUPPRESS,
-        }
-        if meta.get("positional"):
-            parser.add_argument(field.name, nargs="?", metavar=field.name.upper(), **kwargs)
-            continue
-        kwargs["help"] = (
-            f"{meta['help']} (default: {_shown(default)}) [env: {env_name(field.name)}]"
-        )
-        if "choices" in meta:
-            kwargs["choices"] = meta["choices"]
-        if value_type is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif meta.get("list") == "repeat":
-            kwargs.update(action="append", metavar=field.name.upper())
-        elif meta.get("list") == "comma":
-            kwargs.update(type=_comma_list, metavar="A,B,...")
-        else:
-            kwargs["type"] = value_type
-            if "choices" not in meta:
-                kwargs["metavar"] = field.name.upper()
-        parser.add_argument(flag_name(field.name), dest=field.name, **kwargs)
+    for title, metavars in (*OPTION_GROUPS, ("other", unlisted)):
+        group = parser.add_argument_group(title) if metavars else None
+        for name, metavar in metavars.items():
+            if group is not None and name in fields:
+                _add_option(group, fields[name], metavar, getattr(defaults, name), hints)
     return parser
+
+
+def _add_option(
+    group: argparse._ArgumentGroup,
+    field: dataclasses.Field[Any],
+    metavar: str,
+    default: object,
+    hints: Mapping[str, Any],
+) -> None:
+    meta = field.metadata
+    env = f"[env: {env_name(field.name)}]"
+    kwargs: dict[str, Any] = {"default": argparse.SUPPRESS}
+    if meta.get("positional"):
+        help_text = f"{meta['help']} {env}"
+        group.add_argument(field.name, nargs="?", metavar=metavar, help=help_text, **kwargs)
+        return
+    help_text = meta["help"]
+    if "default:" not in help_text:  # some texts say what their default means themselves
+        help_text += f" (default: {DEFAULT_WORDS.get(field.name) or _shown(default)})"
+    kwargs["help"] = f"{help_text} {env}"
+    value_type = _value_type(hints.get(field.name), default)
+    if "choices" in meta:
+        kwargs["choices"] = meta["choices"]
+    if value_type is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif meta.get("list") == "repeat":
+        kwargs.update(action="append", metavar=metavar)
+    elif meta.get("list") == "comma":
+        kwargs.update(type=_comma_list, metavar=metavar)
+    elif "choices" in meta:
+        kwargs["type"] = value_type  # argparse names the choices
+    else:
+        kwargs.update(type=value_type, metavar=metavar)
+    group.add_argument(flag_name(field.name), dest=field.name, **kwargs)
 
 
 def _type_hints() -> dict[str, Any]:
@@ -151,6 +255,10 @@ def _value_type(hint: Any, default: object) -> Any:
 
 
 def _shown(default: object) -> str:
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, float):
+        return f"{default:g}"
     if isinstance(default, tuple):
         default = ",".join(default)
     return str(default) if default not in ("", None) else "none"
