@@ -13,6 +13,10 @@ error naming the variable. Precedence: command line, then environment, then the
 1 otherwise: a container health check that needs no curl in the image. It runs every few
 seconds, so this module imports the server (``config``, ``runner`` and what they pull in)
 only inside the functions that need it, after ``--check`` has been ruled out.
+
+Exit status: 2 for a usage error (a bad option or variable, or settings ``Config`` or
+``ignored_settings`` refuse: nothing was tried), 1 when valid settings fail on this system
+(ROOT missing, port in use, the app does not import, ...), 0 after a clean stop.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from . import __version__
 from .check import CHECK_TIMEOUT, check, check_argument
@@ -37,6 +41,8 @@ if TYPE_CHECKING:
 ENV_PREFIX = "ZEROHTTP_"
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
+USAGE_ERROR = 2  # argparse's status, used for every setting refused before starting
+START_ERROR = 1  # valid settings that failed on this system
 
 #: The sections of ``--help``, in order; each maps its ``Config`` fields to the metavar that
 #: says what the option takes ("" for an on/off option or one with choices). Every field is
@@ -137,7 +143,9 @@ ENV_HELP = (
     "options take 1/0, true/false, yes/no or on/off; A,B,... lists are written as on the "
     "command line; a repeatable option (--mime, --mount) takes a comma-separated list, or "
     "one entry per line when the value contains a newline (then commas are kept). An empty "
-    "variable counts as unset."
+    "variable counts as unset. Exit status: 0 after a clean stop, 2 for a usage error (a bad "
+    "option or variable, settings that cannot work together), 1 when the server cannot start "
+    "(ROOT missing, port in use, the app fails to import...) or fails."
 )
 
 
@@ -165,7 +173,7 @@ class _OneLineParser(argparse.ArgumentParser):
                     "; Kubernetes sets it for a Service named 'zerohttp': set "
                     "enableServiceLinks: false in the pod spec"
                 )
-        self.exit(2, f"zerohttp: error: {message} (see zerohttp --help)\n")
+        self.exit(USAGE_ERROR, f"zerohttp: error: {message} (see zerohttp --help)\n")
 
 
 def build_parser() -> _OneLineParser:
@@ -225,7 +233,7 @@ def _add_option(
     elif meta.get("list") == "comma":
         kwargs.update(type=_comma_list, metavar=metavar)
     elif "choices" in meta:
-        kwargs["type"] = value_type  # argparse names the choices
+        kwargs["type"] = str.lower  # --log-level DEBUG is --log-level debug
     else:
         kwargs.update(type=value_type, metavar=metavar)
     group.add_argument(flag_name(field.name), dest=field.name, **kwargs)
@@ -327,22 +335,28 @@ def parse_config(
     """The ``Config`` that ``zerohttp ARGV`` runs with, ``ZEROHTTP_*`` from ``environ``
     (default ``os.environ``) filling what the arguments leave out."""
     parser = build_parser()
-    return _config(parser, parser.parse_args(argv), os.environ if environ is None else environ)
+    given = _given(parser.parse_args(argv))
+    return _config(parser, given, os.environ if environ is None else environ)[0]
+
+
+def _given(namespace: argparse.Namespace) -> dict[str, Any]:
+    """The settings the command line gave."""
+    return {name: value for name, value in vars(namespace).items() if name != "check"}
 
 
 def _config(
-    parser: _OneLineParser, namespace: argparse.Namespace, environ: Mapping[str, str]
-) -> Config:
+    parser: _OneLineParser, given: Mapping[str, Any], environ: Mapping[str, str]
+) -> tuple[Config, dict[str, Any]]:
+    """The ``Config``, and the settings that came from the environment."""
     from .config import Config
 
-    given = {name: value for name, value in vars(namespace).items() if name != "check"}
     from_env = settings_from_env(parser, environ, skip=list(given))
     values = {**from_env, **given}
     for name, value in values.items():
         if isinstance(value, list):
             values[name] = tuple(value)
     try:
-        return Config(**values)
+        return Config(**values), from_env
     except ConfigError as exc:
         message = str(exc)
         named = [
@@ -353,6 +367,50 @@ def _config(
         if named:
             raise ConfigError(f"{message} (from {', '.join(named)})") from None
         raise
+
+
+def ignored_settings(
+    config: Config, from_cli: Collection[str], from_env: Collection[str]
+) -> tuple[list[str], list[str]]:
+    """(errors, warnings) for settings given that others make ineffective, so that none is
+    silently ignored. Given together on the command line they are an error; when one came
+    from the environment (the image's ZEROHTTP_PORT with ``--uds``, say) a warning."""
+    errors: list[str] = []
+    warnings: list[str] = []
+
+    def said(name: str) -> str:
+        value = getattr(config, name)
+        if name in from_cli:
+            return f"ROOT {value!r}" if name == "root" else f"{flag_name(name)} {value}"
+        return f"{env_name(name)}={value}"
+
+    def report(names: Sequence[str], why: str, always_error: bool = False) -> None:
+        if always_error or all(name in from_cli for name in names):
+            errors.append(f"{' and '.join(said(name) for name in names)}: {why}")
+        else:
+            warnings.append(f"{' and '.join(said(name) for name in names)}: {why}")
+
+    listener = "uds" if config.uds else "fd" if config.fd >= 0 else ""
+    tcp = [name for name in ("host", "port") if name in from_cli or name in from_env]
+    if listener and tcp:
+        ignored = " and ".join(flag_name(name) for name in tcp)
+        report([listener, *tcp], f"two addresses to listen on: {ignored} ignored")
+    if config.app and ("root" in from_cli or "root" in from_env):
+        mounted = [os.path.normpath(directory) for _, directory in config.mounts]
+        if os.path.normpath(config.root) not in mounted:
+            report(
+                ["app", "root"],
+                "ROOT is not served with --app: serve files with --mount /PREFIX=DIR",
+            )
+    given = {*from_cli, *from_env}
+    if "access_log_file" in given and "access_log" not in given:
+        report(
+            ["access_log_file"],
+            "no access log is written while --access-log is off: "
+            "add --access-log common, combined or json",
+            always_error=True,
+        )
+    return errors, warnings
 
 
 ADDRESS_FLAGS = ("--port", "--uds", "--fd")
@@ -375,15 +433,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     namespace = parser.parse_args(args)
     if "check" in vars(namespace):
         sys.exit(check(namespace.check))
+    given = _given(namespace)
+    try:
+        config, from_env = _config(parser, given, os.environ)
+    except ConfigError as exc:
+        parser.exit(USAGE_ERROR, f"zerohttp: error: {exc}\n")
+    errors, warnings = ignored_settings(config, given, from_env)
+    if errors:
+        parser.exit(USAGE_ERROR, f"zerohttp: error: {errors[0]}\n")
+    for warning in warnings:
+        print(f"zerohttp: warning: {warning}", file=sys.stderr)
+    _serve(config, address_given=names_an_address(args, os.environ))
+
+
+def _serve(config: Config, address_given: bool) -> None:
     import logging
 
     from .runner import run
 
+    logging.basicConfig(level=config.log_level.upper(), format="%(message)s", stream=sys.stderr)
     try:
-        config = _config(parser, namespace, os.environ)
-        logging.basicConfig(level=config.log_level.upper(), format="%(message)s", stream=sys.stderr)
-        run(config, address_given=names_an_address(args, os.environ))
+        run(config, address_given=address_given)
     except ConfigError as exc:
-        sys.exit(f"zerohttp: error: {exc}")
+        print(f"zerohttp: error: {exc}", file=sys.stderr)
+        sys.exit(START_ERROR)
     except KeyboardInterrupt:
         pass
