@@ -4,6 +4,8 @@ Python API's ``zerohttp.run``, which returns on Ctrl-C without a traceback, as t
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import socket
 import subprocess
@@ -112,3 +114,46 @@ def test_idle_server_says_only_that_it_stops() -> None:
         server.kill()
     assert returncode == 0
     assert stderr.splitlines() == [banner, "stopping on SIGINT"]
+
+
+def test_ctrl_c_with_workers_lets_downloads_finish(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group: each worker gets SIGINT from the terminal and
+    SIGTERM from the supervisor, which must not count as two signals and cut the drain."""
+    content = os.urandom(32 * 1024 * 1024)
+    (tmp_path / "big.bin").write_bytes(content)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zerohttp", str(tmp_path), "--port", "0", "--workers", "2"],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a process group of its own, as a terminal's job is
+    )
+    try:
+        assert proc.stderr is not None
+        match = re.search(r"on http://127\.0\.0\.1:(\d+)/", proc.stderr.readline())
+        assert match
+        with socket.create_connection(("127.0.0.1", int(match[1])), timeout=10) as sock:
+            sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = sock.recv(65536)
+            assert data.startswith(b"HTTP/1.1 200 OK")
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+            waiting = proc.stderr.readline()  # the drain has begun
+            assert "waiting up to 10 s for 1 download in progress" in waiting
+            while chunk := sock.recv(1 << 20):
+                data += chunk
+        assert data.split(b"\r\n\r\n", 1)[1] == content, "the drain was cut short"
+        assert re.fullmatch(
+            r"worker \d+: waiting up to 10 s for 1 download in progress "
+            r"\(Ctrl-C or SIGTERM again to stop now\)\n",
+            waiting,
+        ), waiting
+        assert proc.wait(10) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        if proc.stderr is not None:
+            proc.stderr.close()

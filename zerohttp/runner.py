@@ -7,9 +7,11 @@ the single-process path both sit below this module instead of importing each oth
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
+import signal
 from collections.abc import Callable
 
 from .asgi.loader import load_app
@@ -34,7 +36,15 @@ def run(
 
     ``address_given`` is False when the command line named no --port, --uds or --fd: then
     a socket passed by systemd socket activation (LISTEN_FDS) is served, if there is one.
+    Returns on Ctrl-C at any point, as the CLI does, rather than raise KeyboardInterrupt.
     """
+    try:
+        _run(config, on_started, address_given)
+    except KeyboardInterrupt:
+        pass  # before the server could handle it (while the app is imported, say)
+
+
+def _run(config: Config, on_started: Callable[[Server], None] | None, address_given: bool) -> None:
     if not address_given and config.fd < 0 and not config.uds:
         inherited = systemd_listen_fd(os.environ, os.getpid())
         if inherited is not None:
@@ -83,12 +93,15 @@ def run_one(
     try:
         asyncio.set_event_loop(loop)
         main = loop.create_task(serve(config, on_started=on_started, snapshot_dir=snapshot_dir))
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            # until serve() puts its graceful handler in place: Ctrl-C cancels the start
+            loop.add_signal_handler(signal.SIGINT, main.cancel)
         try:
             loop.run_until_complete(main)
-        except KeyboardInterrupt:
-            _cancel_all_tasks(loop)
-            if not main.cancelled():
-                main.exception()  # retrieved: no "exception was never retrieved" at exit
+        except asyncio.CancelledError:
+            pass  # Ctrl-C while starting
+        finally:
+            _cancel_all_tasks(loop)  # what the start left running (the lifespan task, say)
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()

@@ -312,7 +312,13 @@ async def serve(
             logger.info("stopping on %s", sig.name)
         stop.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    handled: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
+    if config.workers > 1:
+        # a worker: the supervisor turns Ctrl-C into SIGTERM, so the terminal's own SIGINT
+        # to the whole process group must not count as a second signal and cut the drain
+        handled = (signal.SIGTERM,)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in handled:
         try:
             loop.add_signal_handler(sig, on_signal, sig)
         except (NotImplementedError, RuntimeError, ValueError):
@@ -323,6 +329,8 @@ async def serve(
         await stop.wait()
     finally:
         again = "" if not received else "Ctrl-C" if received[0] == signal.SIGINT else "SIGTERM"
+        if received and config.workers > 1:
+            again = "Ctrl-C or SIGTERM"  # as the supervisor forwards either
         await server.shutdown(config.timeout_graceful_shutdown, again=again)
 
 
