@@ -185,7 +185,7 @@ def test_sigterm_while_nobody_is_connected(launch: type[Running]) -> None:
     assert banner is not None and BANNER.match(banner), banner
     returncode, stderr, _ = server.stop(signal.SIGTERM, timeout=10)
     assert returncode == 0
-    assert stderr == banner
+    assert stderr == f"{banner}\nstopping on SIGTERM"
 
 
 def test_relative_root_is_shown_resolved(launch: type[Running], tmp_path: Path) -> None:
@@ -304,7 +304,7 @@ def test_unknown_flag() -> None:
 
 @pytest.mark.parametrize("port", ["70000", "65536", "-1"])
 def test_port_out_of_range(port: str) -> None:
-    line = assert_one_line_error(run_cli(str(SITE), "--port", port), 1)
+    line = assert_one_line_error(run_cli(str(SITE), "--port", port), 2)
     assert f"--port {port}" in line
 
 
@@ -331,7 +331,7 @@ def test_bogus_loop() -> None:
     ],
 )
 def test_setting_that_cannot_work(flag: str, value: str) -> None:
-    line = assert_one_line_error(run_cli(str(SITE), "--port", "0", flag, value), None)
+    line = assert_one_line_error(run_cli(str(SITE), "--port", "0", flag, value), 2)
     assert flag in line
 
 

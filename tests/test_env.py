@@ -333,7 +333,7 @@ def test_bad_variable_through_the_command() -> None:
     )
     result = zerohttp(env={"ZEROHTTP_PORT": "99999"})
     assert (result.returncode, result.stderr) == (
-        1,
+        2,
         "zerohttp: error: --port 99999: must be between 0 and 65535 (from ZEROHTTP_PORT)\n",
     )
 

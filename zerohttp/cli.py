@@ -2,40 +2,139 @@
 
 Every field is a flag (``root`` is the positional ROOT) and also an environment variable,
 ``ZEROHTTP_`` plus the field's name in capitals: ``ZEROHTTP_PORT=8080``,
-``ZEROHTTP_ACCESS_LOG=json``, ``ZEROHTTP_ROOT=/srv``. A field added to ``Config`` gets both
-without a change here. An environment value is turned into the flag's own arguments and
-parsed by the same parser, so it is converted and checked exactly like the flag, and a bad
-one is the flag's one-line error naming the variable. Precedence: command line, then
-environment, then the ``Config`` default.
+``ZEROHTTP_ACCESS_LOG=json``, ``ZEROHTTP_ROOT=/srv``. A field added to ``Config`` gets both;
+``OPTION_GROUPS`` says where ``--help`` lists it and what its argument is called. An
+environment value is turned into the flag's own arguments and parsed by the same parser,
+so it is converted and checked exactly like the flag, and a bad one is the flag's one-line
+error naming the variable. Precedence: command line, then environment, then the
+``Config`` default.
 
 ``zerohttp --check URL`` is not a setting: it fetches URL and exits 0 on a 2xx/3xx answer,
-1 otherwise: a container health check that needs no curl in the image.
+1 otherwise: a container health check that needs no curl in the image. It runs every few
+seconds, so this module imports the server (``config``, ``runner`` and what they pull in)
+only inside the functions that need it, after ``--check`` has been ruled out.
+
+Exit status: 2 for a usage error (a bad option or variable, or settings ``Config`` or
+``ignored_settings`` refuse: nothing was tried), 1 when valid settings fail on this system
+(ROOT missing, port in use, the app does not import, ...), 0 after a clean stop.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import http.client
-import logging
 import os
 import re
 import sys
-import types
-import typing
-import urllib.parse
-from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from collections.abc import Collection, Mapping, Sequence
 
 from . import __version__
-from .config import Config
+from .check import CHECK_TIMEOUT, check, check_argument
 from .errors import ConfigError
-from .runner import run
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING for type checkers, without importing typing
+if TYPE_CHECKING:
+    import dataclasses
+    from typing import Any, NoReturn
+
+    from .config import Config
 
 ENV_PREFIX = "ZEROHTTP_"
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
-CHECK_TIMEOUT = 3.0
+USAGE_ERROR = 2  # argparse's status, used for every setting refused before starting
+START_ERROR = 1  # valid settings that failed on this system
+
+#: The sections of ``--help``, in order; each maps its ``Config`` fields to the metavar that
+#: says what the option takes ("" for an on/off option or one with choices). Every field is
+#: in exactly one section (a test checks it), so a new field cannot be forgotten.
+OPTION_GROUPS: tuple[tuple[str, dict[str, str]], ...] = (
+    (
+        "listening",
+        {
+            "host": "ADDRESS",
+            "port": "PORT",
+            "uds": "PATH",
+            "uds_mode": "MODE",
+            "fd": "FD",
+            "backlog": "N",
+        },
+    ),
+    (
+        "files",
+        {
+            "root": "ROOT",
+            "index": "NAME,...",
+            "autoindex": "",
+            "spa": "",
+            "precompressed": "CODING,...",
+            "cache_control": "VALUE",
+            "immutable_pattern": "REGEX",
+            "mime": "EXT=TYPE",
+            "open_file_cache": "N",
+            "sendfile": "",
+        },
+    ),
+    (
+        "limits and timeouts",
+        {
+            "max_header_bytes": "BYTES",
+            "max_discard_bytes": "BYTES",
+            "limit_concurrency": "N",
+            "header_timeout": "SECONDS",
+            "body_timeout": "SECONDS",
+            "send_timeout": "SECONDS",
+            "keepalive_timeout": "SECONDS",
+            "timeout_graceful_shutdown": "SECONDS",
+        },
+    ),
+    (
+        "TLS",
+        {
+            "ssl_certfile": "FILE",
+            "ssl_keyfile": "FILE",
+            "ssl_keyfile_password": "PASSWORD",
+            "ssl_ciphers": "CIPHERS",
+            "ssl_ca_certs": "FILE",
+            "ssl_cert_reqs": "{0,1,2}",
+        },
+    ),
+    (
+        "logs, metrics and health checks",
+        {
+            "log_level": "",
+            "access_log": "",
+            "access_log_file": "FILE",
+            "metrics_port": "PORT",
+            "metrics_host": "ADDRESS",
+            "health_path": "PATH",
+        },
+    ),
+    (
+        "ASGI",
+        {
+            "app": "MODULE:ATTR",
+            "factory": "",
+            "root_path": "/PREFIX",
+            "lifespan": "",
+            "mount": "/PREFIX=DIR",
+        },
+    ),
+    ("processes", {"workers": "N", "loop": ""}),
+)
+
+#: defaults shown as what they mean rather than as the value that encodes it
+DEFAULT_WORDS = {
+    "fd": "none",
+    "metrics_port": "off",
+    "health_path": "off",
+    "limit_concurrency": "no limit",
+}
+
+DESCRIPTION = (
+    "Serve a directory over HTTP/1.1, file bodies zero-copy. Ctrl-C (or SIGTERM) stops the "
+    "server: downloads in progress get --timeout-graceful-shutdown seconds to finish, and a "
+    "second Ctrl-C stops it at once."
+)
 
 ENV_HELP = (
     "Every option can also be set in the environment: ZEROHTTP_ and the option's name in "
@@ -44,7 +143,9 @@ ENV_HELP = (
     "options take 1/0, true/false, yes/no or on/off; A,B,... lists are written as on the "
     "command line; a repeatable option (--mime, --mount) takes a comma-separated list, or "
     "one entry per line when the value contains a newline (then commas are kept). An empty "
-    "variable counts as unset."
+    "variable counts as unset. Exit status: 0 after a clean stop, 2 for a usage error (a bad "
+    "option or variable, settings that cannot work together), 1 when the server cannot start "
+    "(ROOT missing, port in use, the app fails to import...) or fails."
 )
 
 
@@ -72,16 +173,16 @@ class _OneLineParser(argparse.ArgumentParser):
                     "; Kubernetes sets it for a Service named 'zerohttp': set "
                     "enableServiceLinks: false in the pod spec"
                 )
-        self.exit(2, f"zerohttp: error: {message} (see zerohttp --help)\n")
+        self.exit(USAGE_ERROR, f"zerohttp: error: {message} (see zerohttp --help)\n")
 
 
 def build_parser() -> _OneLineParser:
     """The parser; its namespace holds only what the arguments gave (no defaults)."""
-    parser = _OneLineParser(
-        prog="zerohttp",
-        description="Serve a directory over HTTP/1.1, file bodies zero-copy.",
-        epilog=ENV_HELP,
-    )
+    import dataclasses
+
+    from .config import Config
+
+    parser = _OneLineParser(prog="zerohttp", description=DESCRIPTION, epilog=ENV_HELP)
     parser.add_argument("--version", action="version", version=f"zerohttp {__version__}")
     parser.add_argument(
         "--check",
@@ -91,40 +192,66 @@ def build_parser() -> _OneLineParser:
         f"2xx/3xx status, else 1 after one line; times out after {CHECK_TIMEOUT:g} s. "
         "A container health check that needs no curl",
     )
+    fields = {field.name: field for field in dataclasses.fields(Config)}
+    listed = {name for _, metavars in OPTION_GROUPS for name in metavars}
+    unlisted = {name: name.upper() for name in fields if name not in listed}
     defaults = Config()
-    hints = typing.get_type_hints(Config)
-    for field in dataclasses.fields(Config):
-        meta = field.metadata
-        default = getattr(defaults, field.name)
-        value_type = _value_type(hints.get(field.name), default)
-        kwargs: dict[str, Any] = {
-            "help": f"{meta['help']} [env: {env_name(field.name)}]",
-            "default": argparse.SUPPRESS,
-        }
-        if meta.get("positional"):
-            parser.add_argument(field.name, nargs="?", metavar=field.name.upper(), **kwargs)
-            continue
-        kwargs["help"] = (
-            f"{meta['help']} (default: {_shown(default)}) [env: {env_name(field.name)}]"
-        )
-        if "choices" in meta:
-            kwargs["choices"] = meta["choices"]
-        if value_type is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif meta.get("list") == "repeat":
-            kwargs.update(action="append", metavar=field.name.upper())
-        elif meta.get("list") == "comma":
-            kwargs.update(type=_comma_list, metavar="A,B,...")
-        else:
-            kwargs["type"] = value_type
-            if "choices" not in meta:
-                kwargs["metavar"] = field.name.upper()
-        parser.add_argument(flag_name(field.name), dest=field.name, **kwargs)
+    hints = _type_hints()
+    for title, metavars in (*OPTION_GROUPS, ("other", unlisted)):
+        group = parser.add_argument_group(title) if metavars else None
+        for name, metavar in metavars.items():
+            if group is not None and name in fields:
+                _add_option(group, fields[name], metavar, getattr(defaults, name), hints)
     return parser
+
+
+def _add_option(
+    group: argparse._ArgumentGroup,
+    field: dataclasses.Field[Any],
+    metavar: str,
+    default: object,
+    hints: Mapping[str, Any],
+) -> None:
+    meta = field.metadata
+    env = f"[env: {env_name(field.name)}]"
+    kwargs: dict[str, Any] = {"default": argparse.SUPPRESS}
+    if meta.get("positional"):
+        help_text = f"{meta['help']} {env}"
+        group.add_argument(field.name, nargs="?", metavar=metavar, help=help_text, **kwargs)
+        return
+    help_text = meta["help"]
+    if "default:" not in help_text:  # some texts say what their default means themselves
+        help_text += f" (default: {DEFAULT_WORDS.get(field.name) or _shown(default)})"
+    kwargs["help"] = f"{help_text} {env}"
+    value_type = _value_type(hints.get(field.name), default)
+    if "choices" in meta:
+        kwargs["choices"] = meta["choices"]
+    if value_type is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif meta.get("list") == "repeat":
+        kwargs.update(action="append", metavar=metavar)
+    elif meta.get("list") == "comma":
+        kwargs.update(type=_comma_list, metavar=metavar)
+    elif "choices" in meta:
+        kwargs["type"] = str.lower  # --log-level DEBUG is --log-level debug
+    else:
+        kwargs.update(type=value_type, metavar=metavar)
+    group.add_argument(flag_name(field.name), dest=field.name, **kwargs)
+
+
+def _type_hints() -> dict[str, Any]:
+    import typing
+
+    from .config import Config
+
+    return typing.get_type_hints(Config)
 
 
 def _value_type(hint: Any, default: object) -> Any:
     """What converts one argument: the annotation (``X | None`` as X), else the default's type."""
+    import types
+    import typing
+
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
         hint = args[0] if len(args) == 1 else None
@@ -136,6 +263,10 @@ def _value_type(hint: Any, default: object) -> Any:
 
 
 def _shown(default: object) -> str:
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, float):
+        return f"{default:g}"
     if isinstance(default, tuple):
         default = ",".join(default)
     return str(default) if default not in ("", None) else "none"
@@ -175,7 +306,11 @@ def settings_from_env(
 ) -> dict[str, Any]:
     """``Config`` field -> value for each ``ZEROHTTP_*`` variable set (fields in ``skip``
     excepted); a bad value exits with the flag's error naming the variable."""
-    hints = typing.get_type_hints(Config)
+    import dataclasses
+
+    from .config import Config
+
+    hints = _type_hints()
     defaults = Config()
     found: dict[str, Any] = {}
     for field in dataclasses.fields(Config):
@@ -200,20 +335,28 @@ def parse_config(
     """The ``Config`` that ``zerohttp ARGV`` runs with, ``ZEROHTTP_*`` from ``environ``
     (default ``os.environ``) filling what the arguments leave out."""
     parser = build_parser()
-    return _config(parser, parser.parse_args(argv), os.environ if environ is None else environ)
+    given = _given(parser.parse_args(argv))
+    return _config(parser, given, os.environ if environ is None else environ)[0]
+
+
+def _given(namespace: argparse.Namespace) -> dict[str, Any]:
+    """The settings the command line gave."""
+    return {name: value for name, value in vars(namespace).items() if name != "check"}
 
 
 def _config(
-    parser: _OneLineParser, namespace: argparse.Namespace, environ: Mapping[str, str]
-) -> Config:
-    given = {name: value for name, value in vars(namespace).items() if name != "check"}
+    parser: _OneLineParser, given: Mapping[str, Any], environ: Mapping[str, str]
+) -> tuple[Config, dict[str, Any]]:
+    """The ``Config``, and the settings that came from the environment."""
+    from .config import Config
+
     from_env = settings_from_env(parser, environ, skip=list(given))
     values = {**from_env, **given}
     for name, value in values.items():
         if isinstance(value, list):
             values[name] = tuple(value)
     try:
-        return Config(**values)
+        return Config(**values), from_env
     except ConfigError as exc:
         message = str(exc)
         named = [
@@ -226,50 +369,48 @@ def _config(
         raise
 
 
-def check(url: str, timeout: float = CHECK_TIMEOUT) -> int:
-    """GET ``url``: 0 on a 2xx/3xx status, else 1 after one line on stderr.
+def ignored_settings(
+    config: Config, from_cli: Collection[str], from_env: Collection[str]
+) -> tuple[list[str], list[str]]:
+    """(errors, warnings) for settings given that others make ineffective, so that none is
+    silently ignored. Given together on the command line they are an error; when one came
+    from the environment (the image's ZEROHTTP_PORT with ``--uds``, say) a warning."""
+    errors: list[str] = []
+    warnings: list[str] = []
 
-    Never 2, which Docker reserves in a HEALTHCHECK. An https:// certificate is not
-    verified: the probe asks whether the server answers, not who it is.
-    """
-    parts = urllib.parse.urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
-        print(
-            f"zerohttp: error: --check {url!r}: expected http://HOST[:PORT]/PATH", file=sys.stderr
-        )
-        return 1
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        import ssl
+    def said(name: str) -> str:
+        value = getattr(config, name)
+        if name in from_cli:
+            return f"ROOT {value!r}" if name == "root" else f"{flag_name(name)} {value}"
+        return f"{env_name(name)}={value}"
 
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        connection = http.client.HTTPSConnection(
-            parts.hostname, port, timeout=timeout, context=context
+    def report(names: Sequence[str], why: str, always_error: bool = False) -> None:
+        if always_error or all(name in from_cli for name in names):
+            errors.append(f"{' and '.join(said(name) for name in names)}: {why}")
+        else:
+            warnings.append(f"{' and '.join(said(name) for name in names)}: {why}")
+
+    listener = "uds" if config.uds else "fd" if config.fd >= 0 else ""
+    tcp = [name for name in ("host", "port") if name in from_cli or name in from_env]
+    if listener and tcp:
+        ignored = " and ".join(flag_name(name) for name in tcp)
+        report([listener, *tcp], f"two addresses to listen on: {ignored} ignored")
+    if config.app and ("root" in from_cli or "root" in from_env):
+        mounted = [os.path.normpath(directory) for _, directory in config.mounts]
+        if os.path.normpath(config.root) not in mounted:
+            report(
+                ["app", "root"],
+                "ROOT is not served with --app: serve files with --mount /PREFIX=DIR",
+            )
+    given = {*from_cli, *from_env}
+    if "access_log_file" in given and "access_log" not in given:
+        report(
+            ["access_log_file"],
+            "no access log is written while --access-log is off: "
+            "add --access-log common, combined or json",
+            always_error=True,
         )
-    else:
-        connection = http.client.HTTPConnection(parts.hostname, port, timeout=timeout)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        connection.request("GET", target, headers={"User-Agent": f"zerohttp-check/{__version__}"})
-        response = connection.getresponse()
-        status, reason = response.status, response.reason
-    except (OSError, http.client.HTTPException) as exc:
-        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        print(f"zerohttp: check {url}: {why}", file=sys.stderr)
-        return 1
-    finally:
-        connection.close()
-    if 200 <= status < 400:
-        print(f"zerohttp: check {url}: {status} {reason}")
-        return 0
-    print(f"zerohttp: check {url}: {status} {reason}", file=sys.stderr)
-    return 1
+    return errors, warnings
 
 
 ADDRESS_FLAGS = ("--port", "--uds", "--fd")
@@ -284,16 +425,37 @@ def names_an_address(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    url = check_argument(args)
+    if url is not None:  # the health check's own form: the server is not imported
+        sys.exit(check(url))
     parser = build_parser()
-    namespace = parser.parse_args(argv)
+    namespace = parser.parse_args(args)
     if "check" in vars(namespace):
         sys.exit(check(namespace.check))
+    given = _given(namespace)
     try:
-        config = _config(parser, namespace, os.environ)
-        logging.basicConfig(level=config.log_level.upper(), format="%(message)s", stream=sys.stderr)
-        given = names_an_address(sys.argv[1:] if argv is None else argv, os.environ)
-        run(config, address_given=given)
+        config, from_env = _config(parser, given, os.environ)
     except ConfigError as exc:
-        sys.exit(f"zerohttp: error: {exc}")
+        parser.exit(USAGE_ERROR, f"zerohttp: error: {exc}\n")
+    errors, warnings = ignored_settings(config, given, from_env)
+    if errors:
+        parser.exit(USAGE_ERROR, f"zerohttp: error: {errors[0]}\n")
+    for warning in warnings:
+        print(f"zerohttp: warning: {warning}", file=sys.stderr)
+    _serve(config, address_given=names_an_address(args, os.environ))
+
+
+def _serve(config: Config, address_given: bool) -> None:
+    import logging
+
+    from .runner import run
+
+    logging.basicConfig(level=config.log_level.upper(), format="%(message)s", stream=sys.stderr)
+    try:
+        run(config, address_given=address_given)
+    except ConfigError as exc:
+        print(f"zerohttp: error: {exc}", file=sys.stderr)
+        sys.exit(START_ERROR)
     except KeyboardInterrupt:
         pass

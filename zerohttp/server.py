@@ -43,14 +43,20 @@ def body_path_description(config: Config) -> str:
     return f"sendfile (head corked with {cork_style()})"
 
 
-def check_root(root: str) -> str:
+def check_root(root: str, what: str = "root") -> str:
+    """The directory's real path; ConfigError says ``what`` it is if it cannot be served."""
     if not os.path.exists(root):
-        raise ConfigError(f"root directory {root!r} does not exist")
+        raise ConfigError(f"{what} directory {root!r} does not exist")
     if not os.path.isdir(root):
-        raise ConfigError(f"root {root!r} is not a directory")
+        raise ConfigError(f"{what} {root!r} is not a directory")
     if not os.access(root, os.R_OK | os.X_OK):
-        raise ConfigError(f"root directory {root!r} is not readable")
+        raise ConfigError(f"{what} directory {root!r} is not readable")
     return os.path.realpath(root)
+
+
+def check_mount(prefix: str, directory: str) -> str:
+    """``check_root`` for a ``--mount`` directory, whose error names the flag."""
+    return check_root(directory, f"--mount {prefix}={directory}:")
 
 
 class Server:
@@ -103,7 +109,10 @@ class Server:
         app = load_app(config.app, factory=config.factory)
         self.lifespan = Lifespan(app, config.lifespan)  # type: ignore[arg-type]
         mounts = [
-            Mount(quote(prefix).encode("ascii"), StaticHandler(config.replace(root=check_root(d))))
+            Mount(
+                quote(prefix).encode("ascii"),
+                StaticHandler(config.replace(root=check_mount(prefix, d))),
+            )
             for prefix, d in config.mounts
         ]
         state = self.lifespan.state if config.lifespan != "off" else None
@@ -225,12 +234,17 @@ class Server:
         assert self._server is not None
         await self._server.serve_forever()
 
-    async def shutdown(self, grace: float = 10.0) -> None:
-        """Stop accepting, close idle connections, give busy ones ``grace`` seconds."""
+    async def shutdown(self, grace: float = 10.0, *, again: str = "") -> None:
+        """Stop accepting, close idle connections, give busy ones ``grace`` seconds.
+
+        ``again`` names what ends the wait early ("Ctrl-C"): then the wait is announced.
+        """
         if self._server is not None:
             self._server.close()
         for connection in list(self.state.connections):
             connection.close_if_idle()
+        if again and self.state.connections and grace > 0:
+            logger.info("%s", waiting_line(self.config, len(self.state.connections), grace, again))
         deadline = asyncio.get_running_loop().time() + grace
         while (
             self.state.connections
@@ -285,15 +299,30 @@ async def serve(
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
-    def on_signal() -> None:
+    received: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
         """The first SIGINT/SIGTERM drains gracefully; a second one ends the drain now."""
+        received.append(sig)
         if stop.is_set():
             server.stop_draining()
+            if len(received) == 2 and server.state.connections:
+                logger.info(
+                    "stopping now: %s cut short", _busy(config, len(server.state.connections))
+                )
+        elif config.workers == 1:  # the supervisor speaks for its workers
+            logger.info("stopping on %s", sig.name)
         stop.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    handled: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
+    if config.workers > 1:
+        # a worker: the supervisor turns Ctrl-C into SIGTERM, so the terminal's own SIGINT
+        # to the whole process group must not count as a second signal and cut the drain
+        handled = (signal.SIGTERM,)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in handled:
         try:
-            loop.add_signal_handler(sig, on_signal)
+            loop.add_signal_handler(sig, on_signal, sig)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread, or Windows
     if on_started is not None:
@@ -301,7 +330,24 @@ async def serve(
     try:
         await stop.wait()
     finally:
-        await server.shutdown(config.timeout_graceful_shutdown)
+        again = "" if not received else "Ctrl-C" if received[0] == signal.SIGINT else "SIGTERM"
+        if received and config.workers > 1:
+            again = "Ctrl-C or SIGTERM"  # as the supervisor forwards either
+        await server.shutdown(config.timeout_graceful_shutdown, again=again)
+
+
+def waiting_line(config: Config, busy: int, grace: float, again: str) -> str:
+    """What a graceful stop says it waits for, and how to end the wait."""
+    worker = f"worker {os.getpid()}: " if config.workers > 1 else ""
+    return (
+        f"{worker}waiting up to {grace:g} s for {_busy(config, busy)} in progress "
+        f"({again} again to stop now)"
+    )
+
+
+def _busy(config: Config, count: int) -> str:
+    what = "request" if config.app else "download"
+    return f"{count} {what}{'s' if count != 1 else ''}"
 
 
 def banner_line(config: Config, loop_name: str, url: str, metrics_port: int | None = None) -> str:

@@ -26,6 +26,7 @@ class Lifespan:
         self.mode = mode
         self.state: dict[str, Any] = {}
         self.supported = False  # startup completed: shutdown will be sent
+        self._received = False  # the app asked for a lifespan message: it speaks the protocol
         self._inbox: asyncio.Queue[Message] = asyncio.Queue()
         self._answer: asyncio.Future[Message] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -46,6 +47,12 @@ class Lifespan:
             return
         if kind == "lifespan.startup.failed" or self.mode == "on":
             await self._stop()
+            if kind == "lifespan.error" and not self._received:
+                raise ConfigError(
+                    f"--lifespan on: the application does not speak the ASGI lifespan "
+                    f"protocol (it raised {answer['message']} before asking for a message); "
+                    "use --lifespan auto or off"
+                )
             raise ConfigError(f"application startup failed: {answer.get('message', '')}")
         logger.info("ASGI 'lifespan' protocol appears unsupported.")
 
@@ -77,13 +84,15 @@ class Lifespan:
         except asyncio.CancelledError:
             raise  # ended by _stop(): nothing to report
         except Exception as exc:
-            if self.mode == "on" or self.supported:
+            if self._received and (self.mode == "on" or self.supported):
                 logger.exception("exception in the ASGI lifespan task")
-            self._reply({"type": "lifespan.error", "message": f"{type(exc).__name__}: {exc}"})
+            why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            self._reply({"type": "lifespan.error", "message": why})
         finally:
             self._reply({"type": "lifespan.ended", "message": "the lifespan task returned"})
 
     async def _receive(self) -> Message:
+        self._received = True
         return await self._inbox.get()
 
     async def _send(self, message: Message) -> None:
