@@ -187,7 +187,7 @@ def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 def test_cli_refuses_an_injected_cache_control(tmp_path: Path) -> None:
     result = _run_cli(str(tmp_path), "--port", "0", "--cache-control", INJECTED)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a usage error: settings that cannot work
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("zerohttp: error: --cache-control 'public\\r\\nSet-Cookie")
     assert result.stderr.count("\n") == 1
@@ -206,7 +206,7 @@ def test_a_cache_control_setting_reaches_the_wire_intact(tmp_path: Path) -> None
 def test_environment_cannot_inject_either(tmp_path: Path) -> None:
     env = {**os.environ, "ZEROHTTP_CACHE_CONTROL": INJECTED}
     result = _run_cli(str(tmp_path), "--port", "0", env=env)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "--cache-control" in result.stderr
     assert "ZEROHTTP_CACHE_CONTROL" in result.stderr

@@ -95,7 +95,7 @@ def test_a_metrics_port_in_use_is_one_line(tmp_path: Path, taken_port: int, work
 
 def test_the_cli_refuses_the_port_as_the_metrics_port(tmp_path: Path) -> None:
     result = run_cli(str(tmp_path), "--port", "8123", "--metrics-port", "8123")
-    assert result.returncode == 1
+    assert result.returncode == 2  # a usage error; a port in use (above) is 1
     assert result.stderr.startswith("zerohttp: error: --metrics-port 8123 is also --port")
     assert result.stderr.count("\n") == 1
 
@@ -107,3 +107,13 @@ def test_no_descriptor_is_left_behind_by_a_refused_metrics_port(taken_port: int)
     with pytest.raises(ConfigError, match="--metrics-port"):
         run_workers(config, lambda cfg, ready: None, "asyncio")
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_free_metrics_port_for_workers_is_a_usage_error(tmp_path: Path) -> None:
+    """The workers share one metrics port, so "pick one" cannot work: refused with the
+    other settings errors (exit 2), before anything starts."""
+    result = run_cli(str(tmp_path), "--port", "0", "--workers", "2", "--metrics-port", "0")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "zerohttp: error: --metrics-port 0 with --workers: name the port the workers share\n"
+    )

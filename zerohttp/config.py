@@ -161,6 +161,8 @@ class Config(StaticOptions):
                 f"--metrics-port {self.metrics_port} is also --port: the metrics listener "
                 "needs a port of its own"
             )
+        if self.metrics_port == 0 and self.workers > 1:
+            raise ConfigError("--metrics-port 0 with --workers: name the port the workers share")
         if self.health_path and (
             not self.health_path.startswith("/")
             or any(not 0x21 <= ord(char) <= 0x7E for char in self.health_path)

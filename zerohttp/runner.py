@@ -16,7 +16,6 @@ from collections.abc import Callable
 
 from .asgi.loader import load_app
 from .config import Config
-from .errors import ConfigError
 from .listeners import systemd_listen_fd
 from .loops import loop_factory
 from .metrics import make_snapshot_dir
@@ -60,8 +59,6 @@ def _run(config: Config, on_started: Callable[[Server], None] | None, address_gi
         for prefix, directory in config.mounts:
             check_mount(prefix, directory)
     if config.workers > 1:
-        if config.metrics_port == 0:
-            raise ConfigError("--metrics-port 0 with --workers: name the port the workers share")
         snapshots = make_snapshot_dir() if config.metrics_port > 0 else None
         try:
             run_workers(
