@@ -139,7 +139,11 @@ def test_ctrl_c_with_workers_lets_downloads_finish(tmp_path: Path) -> None:
             data = sock.recv(65536)
             assert data.startswith(b"HTTP/1.1 200 OK")
             os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-            waiting = proc.stderr.readline()  # the drain has begun
+            # the supervisor says why it stops, the busy worker what it waits for (in either
+            # order: two processes write to the one pipe)
+            said = sorted([proc.stderr.readline(), proc.stderr.readline()])
+            assert said[0] == "stopping on SIGINT\n", said
+            waiting = said[1]  # the drain has begun
             assert "waiting up to 10 s for 1 download in progress" in waiting
             while chunk := sock.recv(1 << 20):
                 data += chunk

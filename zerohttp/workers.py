@@ -160,6 +160,8 @@ def _run(
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
+        if not stopping:  # the workers say what they wait for; this says why they stop
+            logger.info("stopping on %s", signal.Signals(signum).name)
         stopping = True
         for pid in list(children):
             try:
