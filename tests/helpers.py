@@ -97,10 +97,14 @@ _FIELD_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+): ([^\r\n]*)")
 
 
 class RawClient:
-    """A plain TCP client: exact bytes out, responses parsed strictly by Content-Length."""
+    """A plain TCP client: exact bytes out, responses parsed strictly by Content-Length.
+    Connects to ``server``, or reads from a connected socket handed over."""
 
-    def __init__(self, server: Endpoint, timeout: float = TIMEOUT) -> None:
-        self.sock = socket.create_connection((server.host, server.port), timeout=timeout)
+    def __init__(self, server: Endpoint | socket.socket, timeout: float = TIMEOUT) -> None:
+        if isinstance(server, socket.socket):
+            self.sock = server
+        else:
+            self.sock = socket.create_connection((server.host, server.port), timeout=timeout)
         self.buf = bytearray()
         self.eof = False
         self.reset = False
@@ -144,6 +148,7 @@ class RawClient:
 
     def read_head(self) -> tuple[int, str, list[tuple[str, str]], bytes]:
         while (end := self.buf.find(b"\r\n\r\n")) < 0:
+            assert len(self.buf) < 1 << 16, f"response head too long: {bytes(self.buf[:200])!r}"
             assert self._fill(), f"connection closed inside a response head: {bytes(self.buf)!r}"
         raw = self.read_exact(end + 4)
         lines = raw[:-4].split(b"\r\n")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import BODY_PATHS, LOOPS, RunningServer, start_server
-from helpers import open_fds, wait_for
+from helpers import RawClient, open_fds, wait_for
 
 MIB = 1024 * 1024
 
@@ -57,19 +57,9 @@ def get_ok(sock: socket.socket, path: str) -> tuple[dict[str, str], bytes]:
 
 def read_head(sock: socket.socket) -> tuple[bytes, dict[str, str], bytes]:
     """Status line, header fields (lower-case names) and any body bytes read past the head."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed inside the response head: {data!r}"
-        data += chunk
-        assert b"\r\n\r\n" in data or len(data) < 65536, "response head too long"
-    head, rest = data.split(b"\r\n\r\n", 1)
-    status, *lines = head.split(b"\r\n")
-    fields = {}
-    for line in lines:
-        name, value = line.decode("latin-1").split(":", 1)
-        fields[name.strip().lower()] = value.strip()
-    return status, fields, rest
+    client = RawClient(sock)
+    _, _, headers, raw = client.read_head()
+    return raw.split(b"\r\n", 1)[0], dict(headers), bytes(client.buf)
 
 
 def read_until_closed(sock: socket.socket, deadline: float) -> tuple[bytes, str]:
