@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from conftest import make_site
-from helpers import free_port, open_fds
+from helpers import RawClient, free_port, open_fds
 from serverprocs import REPO, Reply, fetch, server_process
 
 from zerohttp import StaticFiles
@@ -995,10 +995,7 @@ def test_client_leaving_mid_body_releases_the_file(candidate: Target) -> None:
     host, port = candidate.base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as client:
         client.sendall(request.format("HEAD").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += client.recv(65536)
-        assert head.startswith(b"HTTP/1.1 200")
+        assert RawClient(client).read_response(head=True).status == 200
         baseline = settled()
         client.sendall(request.format("GET").encode())
         assert client.recv(65536).startswith(b"HTTP/1.1 200")
