@@ -1596,21 +1596,36 @@ def test_many_pipelined_behind_a_large_response(server: RunningServer) -> None:
         client.assert_open()
 
 
-def sweeps_since(server: RunningServer, count: int) -> None:
-    """Return once the server's deadline sweeper has run ``count`` times since the call. The
-    sweeper repeats every ``sweep_interval``, so a timer due just after ``count`` intervals
-    fires after it: timers run in the order they are due."""
-    state = server.server.state
-    passed = threading.Event()
-    server.call(lambda: server.loop.call_later(state.sweep_interval * (count + 0.05), passed.set))
-    assert passed.wait(state.sweep_interval * count + 10)
+class SweepWitness:
+    """Stands in the server's connection set until the deadline sweeper next runs: its
+    deadline has always passed, so the sweep calls ``on_deadline``, which takes it out.
+    A sweep looks at every connection in one pass on the loop thread, so once this one
+    is seen, the whole pass has run before the server reads anything we send next."""
+
+    deadline = float("-inf")
+
+    def __init__(self, server: RunningServer) -> None:
+        self.server = server
+        self.connections = server.server.state.connections
+        self.seen = threading.Event()
+
+    def on_deadline(self) -> None:
+        self.connections.discard(self)
+        self.seen.set()
+
+    def wait(self, timeout: float = 10) -> None:
+        self.server.call(self.connections.add, self)
+        try:
+            assert self.seen.wait(timeout), "the deadline sweeper did not run"
+        finally:
+            self.server.call(self.connections.discard, self)
 
 
 def test_idle_keep_alive_connection_survives_a_pause(server: RunningServer) -> None:
     with RawClient(server) as client:
         client.send(request_bytes(target="/one.bin"))
         assert client.read_response().status == 200
-        sweeps_since(server, 1)  # the sweeper that closes idle connections has looked at it
+        SweepWitness(server).wait()  # the sweeper that closes idle ones has looked at it
         client.assert_open()
         client.send(request_bytes(target="/kib.bin"))
         assert client.read_response().body == site_bytes(server, "kib.bin")
