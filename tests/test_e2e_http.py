@@ -1,10 +1,12 @@
 """End-to-end HTTP/1.1 battery: real clients against a real server over loopback sockets.
 
 Every test takes the module-scoped ``server`` fixture, so each one runs under all four
-combinations of event loop (uvloop, asyncio) and body path (sendfile, fallback). Clients
-are deliberately varied: raw sockets (the only way to send exact bytes: clients normalise
-paths and refuse malformed requests), h11 as a client-side parser, ``http.client``,
-``httpx`` and ``curl``.
+combinations of event loop (uvloop, asyncio) and body path (sendfile, fallback), and with
+the h11 reader alone (the malformed-request battery on two of these: see PARSER_VARIANTS).
+Waits are on events (a probe's answer, a sweep), not fixed sleeps, except where only
+silence can be checked (``RawClient.assert_quiet``). Clients are deliberately varied: raw
+sockets (the only way to send exact bytes: clients normalise paths and refuse malformed
+requests), h11 as a client-side parser, ``http.client``, ``httpx`` and ``curl``.
 
 Assertions are exact: statuses, header values and body bytes, so every test can fail.
 """
