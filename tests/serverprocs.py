@@ -21,16 +21,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpers import free_port as free_port  # re-exported: test files import it from here too
+from helpers import open_fds
+
 BANNER = re.compile(r"on http://127\.0\.0\.1:(\d+)/")
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0  # the box is shared and noisy
-
-
-def free_port() -> int:
-    """A port that was free a moment ago, for servers that cannot be told ``--port 0``."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -155,7 +151,7 @@ class Zerohttp:
         return int(match.group(1))
 
     def fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+        return open_fds(self.proc.pid)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         """Signal, wait, and return the exit status; the rest of stderr has no traceback."""

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -220,17 +221,43 @@ def test_lines_are_flushed_within_a_second(site: Path, tmp_path: Path) -> None:
         assert '"GET /one.bin HTTP/1.1" 200 1' in log.read_text()
 
 
+class FlushAttempts:
+    """Counts the flusher's writes (failed ones too), so a test waits for the next one
+    instead of sleeping through the flush interval, which it shortens to 50 ms."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        self.changed = threading.Condition()
+        write_all = accesslog._write_all
+
+        def counted(fd: int, data: bytes) -> None:
+            try:
+                write_all(fd, data)
+            finally:
+                with self.changed:
+                    self.count += 1
+                    self.changed.notify_all()
+
+        monkeypatch.setattr(accesslog, "_write_all", counted)
+        monkeypatch.setattr(accesslog, "FLUSH_SECONDS", 0.05)
+
+    def wait(self, count: int, timeout: float = 10) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.count >= count, timeout), self.count
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
 def test_a_full_disk_is_one_error_and_the_server_keeps_serving(
-    site: Path, caplog: pytest.LogCaptureFixture
+    site: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    flushes = FlushAttempts(monkeypatch)
     with (
         caplog.at_level(logging.ERROR, logger="zerohttp"),
         start_server(site, access_log="combined", access_log_file="/dev/full") as server,
     ):
-        for _ in range(3):
+        for attempt in range(1, 4):
             assert fetch(server.port, [("GET", "/one.bin", {})]) == [(200, 1)]
-            time.sleep(1.2)  # let the flusher try (and fail) each time
+            flushes.wait(attempt)  # the flusher has tried (and failed) each time
     errors = [r for r in caplog.records if "access log" in r.getMessage()]
     assert len(errors) == 1, [r.getMessage() for r in errors]
     assert "No space left" in errors[0].getMessage()
@@ -238,8 +265,9 @@ def test_a_full_disk_is_one_error_and_the_server_keeps_serving(
 
 
 def test_a_closed_pipe_is_one_error_and_the_server_keeps_serving(
-    site: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    site: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    flushes = FlushAttempts(monkeypatch)
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
@@ -248,9 +276,9 @@ def test_a_closed_pipe_is_one_error_and_the_server_keeps_serving(
         start_server(site, access_log="common", access_log_file=str(fifo)) as server,
     ):
         os.close(reader)  # nobody reads any more: writes fail with EPIPE
-        for _ in range(3):
+        for attempt in range(1, 4):
             assert fetch(server.port, [("GET", "/one.bin", {})]) == [(200, 1)]
-            time.sleep(1.2)
+            flushes.wait(attempt)
     errors = [r for r in caplog.records if "access log" in r.getMessage()]
     assert len(errors) == 1, [r.getMessage() for r in errors]
     assert "Broken pipe" in errors[0].getMessage()

@@ -48,6 +48,7 @@ from apps.conformance import (
     zerocopy_expected,
 )
 from conftest import start_server
+from helpers import free_port
 
 TESTS = Path(__file__).resolve().parent
 VARIANTS = ["uvicorn", "zerohttp-uvloop", "zerohttp-asyncio"]
@@ -89,12 +90,6 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
 
 
 # --- servers as subprocesses ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Launched:

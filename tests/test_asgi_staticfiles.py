@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 from conftest import make_site
-from serverprocs import REPO, Reply, fetch, free_port, server_process
+from helpers import RawClient, free_port, open_fds
+from serverprocs import REPO, Reply, fetch, server_process
 
 from zerohttp import StaticFiles
 from zerohttp.asgi.staticfiles import (
@@ -79,10 +80,6 @@ def build_site(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_site(tmp_path_factory.mktemp("asgi") / "site")
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 # --- a fake ASGI host ---------------------------------------------------------------------
@@ -982,7 +979,7 @@ def test_client_leaving_mid_body_releases_the_file(candidate: Target) -> None:
     request = f"{{}} {target} HTTP/1.1\r\nHost: x\r\n\r\n"
 
     def server_fds() -> int:
-        return len(os.listdir(f"/proc/{candidate.pid}/fd"))
+        return open_fds(candidate.pid)
 
     def settled(expected: int | None = None) -> int:
         """The count once it stops moving (connections of earlier tests finish closing)."""
@@ -999,10 +996,7 @@ def test_client_leaving_mid_body_releases_the_file(candidate: Target) -> None:
     host, port = candidate.base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as client:
         client.sendall(request.format("HEAD").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += client.recv(65536)
-        assert head.startswith(b"HTTP/1.1 200")
+        assert RawClient(client).read_response(head=True).status == 200
         baseline = settled()
         client.sendall(request.format("GET").encode())
         assert client.recv(65536).startswith(b"HTTP/1.1 200")

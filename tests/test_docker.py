@@ -19,7 +19,6 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -32,6 +31,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 SITE = REPO / "examples" / "site"
@@ -87,13 +87,6 @@ def image() -> str:
         timeout=900,
     )
     return TAG
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

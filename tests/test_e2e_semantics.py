@@ -22,7 +22,6 @@ import http.client
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import BODY_PATHS, CURL, LOOPS, STRACE, RunningServer, start_server
+from helpers import RawClient
 
 REPO = Path(__file__).resolve().parents[1]
 COMBOS = [(lp, bp) for lp in LOOPS for bp in BODY_PATHS]
@@ -176,30 +176,6 @@ def build_request(method: str, target: str, headers: dict[str, str], close: bool
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def read_response(fp, method: str) -> Raw:
-    line = fp.readline(65536)
-    assert line.startswith(b"HTTP/1.1 "), f"bad status line {line!r}"
-    status = int(line.split()[1])
-    headers: list[tuple[str, str]] = []
-    while True:
-        line = fp.readline(65536)
-        assert line.endswith(b"\r\n"), f"bad header line {line!r}"
-        if line == b"\r\n":
-            break
-        name, sep, value = line[:-2].decode("latin-1").partition(":")
-        assert sep and name == name.strip(), f"bad header line {line!r}"
-        headers.append((name.lower(), value.strip()))
-    response = Raw(status, headers, b"")
-    assert not response.has("transfer-encoding")
-    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-        return response
-    length = response.h("content-length")
-    assert length is not None, f"{status} without Content-Length"
-    response.body = fp.read(int(length))
-    assert len(response.body) == int(length), "body shorter than Content-Length"
-    return response
-
-
 def exchange(srv: RunningServer, *requests: Request) -> list[Raw]:
     """Pipeline ``requests`` on one connection, the last with ``Connection: close``.
 
@@ -208,11 +184,14 @@ def exchange(srv: RunningServer, *requests: Request) -> list[Raw]:
     data = b"".join(
         build_request(m, t, h, close=i == len(requests) - 1) for i, (m, t, h) in enumerate(requests)
     )
-    with socket.create_connection((srv.host, srv.port), timeout=TIMEOUT) as sock:
-        sock.sendall(data)
-        with sock.makefile("rb") as fp:
-            responses = [read_response(fp, m) for m, _, _ in requests]
-            rest = fp.read()
+    with RawClient(srv, TIMEOUT) as client:
+        client.send(data)
+        responses = []
+        for method, _, _ in requests:
+            response = client.read_response(head=method == "HEAD")
+            responses.append(Raw(response.status, response.headers, response.body))
+        rest = client.read_until_close()
+        assert not client.reset, "the server reset the connection"
     assert rest == b"", f"bytes after the last response: {rest[:200]!r}"
     assert responses[-1].h("connection") == "close"
     return responses

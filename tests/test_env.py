@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from conftest import start_server
+from helpers import free_port
 
 from zerohttp import Config
 from zerohttp.cli import build_parser, check, env_name, parse_config
@@ -284,13 +285,6 @@ def zerohttp(
         text=True,
         timeout=timeout,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_zerohttp_port_moves_the_server() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from serverprocs import REPO, fetch, free_port, server_process
+from helpers import free_port
+from serverprocs import REPO, fetch, server_process
 
 SITE = REPO / "examples" / "site"
 

@@ -9,16 +9,13 @@ from pathlib import Path
 
 import pytest
 from conftest import read_file_body
+from helpers import fd_names
 
 from zerohttp.config import Config
 from zerohttp.static.handler import StaticHandler
 from zerohttp.static.response import RequestHead, Response
 
 PAST = time.time() - 3600
-
-
-def _open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
 
 
 def get(app: StaticHandler, target: bytes, *headers: tuple[bytes, bytes]) -> Response:
@@ -52,10 +49,10 @@ def app(root: Path) -> Iterator[StaticHandler]:
 
 
 def test_hits_share_one_descriptor(app: StaticHandler) -> None:
-    before = _open_fds()
+    before = fd_names()
     bodies = [body_of(get(app, b"/a.txt")) for _ in range(20)]
     assert bodies == [b"first version\n"] * 20
-    assert len(_open_fds() - before) == 1
+    assert len(fd_names() - before) == 1
     assert app.cache is not None and len(app.cache) == 1
 
 
@@ -92,14 +89,14 @@ def test_replace_by_rename_keeps_in_flight_response_whole(app: StaticHandler, ro
 
 
 def test_deleted_file_is_404_and_its_descriptor_closed(app: StaticHandler, root: Path) -> None:
-    before = _open_fds()
+    before = fd_names()
     body_of(get(app, b"/a.txt"))
     in_flight = get(app, b"/a.txt")
     (root / "a.txt").unlink()
     assert get(app, b"/a.txt").status == 404
-    assert len(_open_fds() - before) == 1  # still held by the response in flight
+    assert len(fd_names() - before) == 1  # still held by the response in flight
     body_of(in_flight)
-    assert _open_fds() - before == set()
+    assert fd_names() - before == set()
 
 
 def test_path_swapped_for_symlink_out_of_root_is_404(app: StaticHandler, root: Path) -> None:
@@ -136,11 +133,11 @@ def test_sibling_older_than_a_newer_original_is_dropped(app: StaticHandler, root
 
 
 def test_capacity_bounds_open_descriptors(app: StaticHandler) -> None:
-    before = _open_fds()
+    before = fd_names()
     for name in (b"/a.txt", b"/b.txt", b"/c.txt", b"/a.txt", b"/index.html"):
         body_of(get(app, name))
     assert app.cache is not None and len(app.cache) == 2
-    assert len(_open_fds() - before) == 2
+    assert len(fd_names() - before) == 2
 
 
 def test_conditional_request_on_a_cached_entry(app: StaticHandler) -> None:
@@ -163,7 +160,7 @@ def test_future_mtime_is_not_cached(app: StaticHandler, root: Path) -> None:
 
 def test_cache_off_keeps_nothing_open(root: Path) -> None:
     app = StaticHandler(Config(root=str(root), open_file_cache=0))
-    before = _open_fds()
+    before = fd_names()
     for _ in range(3):
         body_of(get(app, b"/a.txt"))
-    assert _open_fds() - before == set()
+    assert fd_names() - before == set()

@@ -23,7 +23,8 @@ pieces with small delays. Every example then checks:
   **without a byte** is accepted only when the client sent nothing, or when the server's
   kernel reset the connection (bytes that arrive after the server closed): a reset
   discards what the server had not sent yet, so then the last response may also be cut
-  short (a pinned bug, below);
+  short (what the fixed bug tested at the end, with a request sent behind a closing
+  response, could cause);
 - **no hang**: every socket operation has a timeout and the whole exchange must end
   within ``EXAMPLE_SECONDS``.
 
@@ -39,7 +40,7 @@ strategies that ``test_simple_head.py`` does not use: span duplications and dele
 browser-shaped heads, header-name case changes, whitespace variants, obs-fold, bare CR
 and LF, and heads within a few bytes of the size limit.
 
-Bugs found are pinned at the end as strict xfails, so CI stays green and the bug visible.
+Bugs the fuzzer found are fixed; each is kept at the end as a regression test.
 
 CI runs a fixed number of examples with ``derandomize=True`` (the same inputs every run)
 and a wall-time guard per test. ``ZEROHTTP_FUZZ=N`` multiplies the example counts by N,
@@ -70,6 +71,7 @@ from typing import Any
 
 import pytest
 from conftest import RunningServer, start_server
+from helpers import open_fds
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_simple_head import BROWSER, assert_agrees
@@ -188,15 +190,11 @@ class Fuzzed:
     examples: int = 0
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
 def expire_lingering(state: Any) -> None:
     """On the loop thread: end every lingering close now, as its deadline would. Every
-    client has closed by then, but a refusal that came after the client's EOF still
-    waits for it (the bug pinned by
-    ``test_a_refused_connection_is_released_once_the_client_has_closed``)."""
+    client has closed by then, so a lingering close ends as soon as its EOF is read
+    (``test_a_refused_connection_is_released_once_the_client_has_closed``); this only
+    spares waiting for the ones whose EOF is still in flight."""
     for connection in list(state.connections):
         if connection.lingering:
             connection.on_deadline()
@@ -375,8 +373,8 @@ def parse_replies(data: bytes, *, may_be_head: bool, reset: bool = False) -> lis
     With ``reset`` (the server's kernel reset the connection, which discards whatever it
     had not sent yet), the last response may be cut short; ``Reply.cut`` says so. That
     happens when a response closes the connection and the client's next bytes arrive
-    after the close: the bug pinned by
-    ``test_a_closing_response_survives_a_request_sent_behind_it``.
+    after the close (the fixed bug ``test_a_closing_response_survives_a_request_sent_behind_it``
+    guards against, when the server closes without a lingering close).
     """
     replies: list[Reply] = []
     position = 0
@@ -1250,6 +1248,6 @@ def test_a_closing_response_survives_a_request_sent_behind_it(tmp_path: Path, lo
 
 
 def test_h11_reads_what_the_exact_size_head_says() -> None:
-    """Guards the pinned case above: h11 and the reader agree on it; only the size differs."""
+    """Guards the fixed case above: h11 and the reader agree on it; only the size differs."""
     head = exact_size_head(1024)
     assert assert_agrees(head, 1024) is not None

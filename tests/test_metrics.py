@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from conftest import start_server
+from helpers import free_port, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from serverprocs import zerohttp
 
 from zerohttp.http.stats import DURATION_BUCKETS, Stats
-from zerohttp.metrics import ProcessStats, render
+from zerohttp.metrics import ProcessStats, read_snapshots, render
 
 
 def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -122,7 +123,8 @@ def test_values_match_the_traffic(tmp_path: Path, body_path: str) -> None:
         assert get(running.port, "/missing") == 404
         assert get(running.port, "/metrics") == 404  # never on the public port
         held = [socket.create_connection(("127.0.0.1", running.port)) for _ in range(3)]
-        time.sleep(0.2)
+        state = running.server.state
+        assert wait_for(lambda: running.call(lambda: len(state.connections)) == 3, 10)
         samples = scrape(port)
         for sock in held:
             sock.close()
@@ -145,21 +147,26 @@ def test_values_match_the_traffic(tmp_path: Path, body_path: str) -> None:
     assert hits + misses == 8 and hits >= 4
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def snapshot_requests(tmp: Path) -> int:
+    """Requests counted in the worker snapshots under ``tmp`` (the servers' TMPDIR)."""
+    return sum(
+        n
+        for directory in tmp.glob("zerohttp-metrics-*")
+        for _, data in read_snapshots(str(directory))
+        for _, _, n in data["requests"]
+    )
 
 
 @pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="--workers needs SO_REUSEPORT")
-def test_one_scrape_covers_every_worker(site: Path) -> None:
+def test_one_scrape_covers_every_worker(site: Path, tmp_path: Path) -> None:
     metrics_port = free_port()
     args = [str(site), "--port", "0", "--workers", "2", "--metrics-port", str(metrics_port)]
-    with zerohttp(args) as server:
+    with zerohttp(args, env={**os.environ, "TMPDIR": str(tmp_path)}) as server:
         assert f"metrics: http://127.0.0.1:{metrics_port}/metrics" in server.banner
         for _ in range(40):  # new connections: the kernel spreads them over both workers
             assert get(server.port, "/one.bin") == 200
-        time.sleep(2.5)  # every worker has written its snapshot since
+        # every worker has written its snapshot since
+        assert wait_for(lambda: snapshot_requests(tmp_path) == 40, 10), snapshot_requests(tmp_path)
         for _ in range(6):  # scrapes land on either worker: each sees the total
             samples = scrape(metrics_port)
             key = ("zerohttp_requests_total", (("code", "200"), ("method", "GET")))
@@ -168,5 +175,6 @@ def test_one_scrape_covers_every_worker(site: Path) -> None:
             assert body == 40
         assert server.stop() == 0
         pid = server.proc.pid
-    leftovers = [d for d in Path("/tmp").glob("zerohttp-metrics-*") if (d / f"{pid}.json").exists()]
+    leftovers = [d for d in tmp_path.glob("zerohttp-metrics-*") if (d / f"{pid}.json").exists()]
     assert not leftovers, "the supervisor removes the snapshot directory"
+    assert not list(tmp_path.glob("zerohttp-metrics-*")), "nor leaves any other"

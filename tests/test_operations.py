@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from helpers import RawClient, RawResponse, wait_for
 from serverprocs import Zerohttp
 
 
@@ -43,11 +44,25 @@ def launch() -> Iterator[type[Served]]:
         one.kill()
 
 
-def read_response(sock: socket.socket) -> bytes:
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    return data
+def read_response(sock: socket.socket) -> tuple[RawResponse, bytes]:
+    """The response, parsed strictly, and whatever arrives after it until the server
+    closes (not by a reset: that would have destroyed part of the response)."""
+    client = RawClient(sock)
+    response = client.read_response()
+    rest = client.read_until_close()
+    assert not client.reset, "the server reset the connection"
+    return response, rest
+
+
+def status(port: int, path: str = "/one.bin") -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
 
 
 def get_ok(port: int, path: str = "/one.bin") -> bytes:
@@ -72,20 +87,22 @@ def test_limit_concurrency(site: Path, launch: type[Served]) -> None:
     for _ in range(20):
         extra = server.connect()
         extra.sendall(b"GET /one.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-        response = read_response(extra)  # answered, then closed by the server
+        response, rest = read_response(extra)  # answered, then closed by the server
         extra.close()
-        assert response.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), response[:100]
-        assert b"\r\nConnection: close\r\n" in response
-        assert b"\r\nRetry-After: 1\r\n" in response
+        assert (response.status, response.reason) == (503, "Service Unavailable"), response
+        assert response.header("connection") == "close"
+        assert response.header("retry-after") == "1"
+        assert rest == b""
     silent = [server.connect() for _ in range(200)]  # never read, never write
-    time.sleep(0.5)
+    for sock in silent:  # the server has taken every one: each is refused at once
+        assert sock.recv(65536).startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
     # the limit, up to 32 refused connections lingering for a second, a few of our own
     assert server.fds() <= baseline + 100 + 32 + 8, "descriptors must stay bounded"
     for sock in silent:
         sock.close()
     held.pop().close()
-    time.sleep(0.3)
-    get_ok(server.port)  # a slot is free again
+    assert wait_for(lambda: status(server.port) == 200, 10), "a slot is free again"
+    get_ok(server.port)
     for sock in held:
         sock.close()
 
@@ -105,28 +122,33 @@ def test_lingering_close_keeps_the_response_when_the_client_keeps_sending(
             b"GET /ten-mib.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + pipelined
         )
         stop = threading.Event()
+        sends = [0]
 
-        def keep_sending(sock: socket.socket = sock, stop: threading.Event = stop) -> None:
+        def keep_sending(
+            sock: socket.socket = sock, stop: threading.Event = stop, sends: list[int] = sends
+        ) -> None:
             try:
                 while not stop.is_set():
                     sock.sendall(b"X" * 4096)
+                    sends[0] += 1
                     time.sleep(0.01)
             except OSError:
                 pass
 
         sender = threading.Thread(target=keep_sending)
         sender.start()
-        time.sleep(0.3)  # the response is being sent while our junk arrives
+        # the response is being sent while our junk arrives
+        assert wait_for(lambda sends=sends: sends[0] >= 30, 10), "the server stopped taking junk"
         try:
-            response = read_response(sock)
+            response, rest = read_response(sock)
         finally:
             stop.set()
             sender.join()
             sock.close()
-        head, _, body = response.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
-        assert b"Connection: close" in head
-        assert body == expected
+        assert (response.status, response.reason) == (200, "OK")
+        assert response.header("connection") == "close"
+        assert response.body == expected
+        assert rest == b""  # none of the 50 pipelined requests is answered
 
 
 def slow_download(port: int, path: str, received: list[int], done: threading.Event) -> None:
@@ -144,6 +166,14 @@ def slow_download(port: int, path: str, received: list[int], done: threading.Eve
         done.set()
 
 
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
 def test_sigterm_drains_refuses_new_connections_and_a_second_signal_ends_it(
     tmp_path: Path, launch: type[Served]
 ) -> None:
@@ -154,16 +184,16 @@ def test_sigterm_drains_refuses_new_connections_and_a_second_signal_ends_it(
     server = launch([str(root), "--timeout-graceful-shutdown", "30"])
     received, done = [0], threading.Event()
     threading.Thread(target=slow_download, args=(server.port, "/big.bin", received, done)).start()
-    while received[0] < 1024 * 1024:
-        time.sleep(0.01)
+    assert wait_for(lambda: received[0] >= 1024 * 1024, 10), "the download does not start"
     server.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    assert wait_for(lambda: not accepts(server.port), 10), "new connections are refused"
     assert server.proc.poll() is None, "a busy connection keeps the server draining"
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
     at = received[0]
-    time.sleep(0.3)
-    assert received[0] > at, "the download goes on during the drain"
+    # more than the socket buffers hold: the server itself goes on sending, and is running
+    assert wait_for(lambda: received[0] > at + 16 * 1024 * 1024, 10), "the download stopped"
+    assert server.proc.poll() is None, "a busy connection keeps the server draining"
     started = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(5) == 0
@@ -205,15 +235,14 @@ def test_slowloris_is_closed_after_the_header_timeout_while_others_are_served(
                 pass
         assert get_ok(server.port) == (site / "one.bin").read_bytes()
         time.sleep(0.25)
-    closed = 0
+    answers: list[bytes | None] = []  # what each got before the server closed; None: open
     deadline = time.monotonic() + 5
     for sock in slow:
         sock.settimeout(max(0.1, deadline - time.monotonic()))
-        try:
-            if read_response(sock) is not None:
-                closed += 1
-        except (TimeoutError, OSError):
-            pass
+        try:  # a reset (our trickle reached the closed socket) reads as the end too
+            answers.append(RawClient(sock).read_until_close())
+        except TimeoutError:
+            answers.append(None)
         sock.close()
-    assert closed == len(slow)
+    assert answers == [b""] * len(slow), "each is closed, without a response"
     assert get_ok(server.port) == (site / "one.bin").read_bytes()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import read_file_body
+from helpers import fd_names
 
 from zerohttp.config import Config
 from zerohttp.static.dates import http_date
@@ -23,16 +24,12 @@ HELLO = b"hello, world\n"
 MTIME_NS = 1_700_000_000_123_456_789
 
 
-def _open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
-
-
 @pytest.fixture(autouse=True)
 def no_fd_leak() -> Iterator[None]:
     """Every test in this module must close every descriptor it (or the core) opened."""
-    before = len(_open_fds())
+    before = len(fd_names())
     yield
-    assert len(_open_fds()) == before
+    assert len(fd_names()) == before
 
 
 @pytest.fixture
@@ -152,9 +149,9 @@ def test_get_absolute_form(app: StaticHandler) -> None:
 
 
 def test_head_has_fields_but_no_body_and_no_fd(app: StaticHandler) -> None:
-    before = len(_open_fds())
+    before = len(fd_names())
     response = get(app, b"/hello.txt", b"HEAD")
-    assert len(_open_fds()) == before
+    assert len(fd_names()) == before
     assert response.status == 200
     assert response.body == b""
     fields = fields_of(response)
@@ -169,10 +166,10 @@ def read_and_return(response: Response) -> Response:
 
 
 def test_head_many_times_leaks_nothing(app: StaticHandler) -> None:
-    before = len(_open_fds())
+    before = len(fd_names())
     for _ in range(50):
         assert get(app, b"/sub/", b"HEAD").status == 200
-    assert len(_open_fds()) == before
+    assert len(fd_names()) == before
 
 
 def test_index_served_for_directory_with_slash(app: StaticHandler, root: Path) -> None:

@@ -10,12 +10,12 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import BODY_PATHS, LOOPS, RunningServer, start_server
+from helpers import RawClient, open_fds, wait_for
 
 MIB = 1024 * 1024
 
@@ -57,19 +57,9 @@ def get_ok(sock: socket.socket, path: str) -> tuple[dict[str, str], bytes]:
 
 def read_head(sock: socket.socket) -> tuple[bytes, dict[str, str], bytes]:
     """Status line, header fields (lower-case names) and any body bytes read past the head."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed inside the response head: {data!r}"
-        data += chunk
-        assert b"\r\n\r\n" in data or len(data) < 65536, "response head too long"
-    head, rest = data.split(b"\r\n\r\n", 1)
-    status, *lines = head.split(b"\r\n")
-    fields = {}
-    for line in lines:
-        name, value = line.decode("latin-1").split(":", 1)
-        fields[name.strip().lower()] = value.strip()
-    return status, fields, rest
+    client = RawClient(sock)
+    _, _, headers, raw = client.read_head()
+    return raw.split(b"\r\n", 1)[0], dict(headers), bytes(client.buf)
 
 
 def read_until_closed(sock: socket.socket, deadline: float) -> tuple[bytes, str]:
@@ -86,20 +76,6 @@ def read_until_closed(sock: socket.socket, deadline: float) -> tuple[bytes, str]
         if not chunk:
             return b"".join(parts), "eof"
         parts.append(chunk)
-
-
-def fd_count() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
 
 
 def connection_count(running: RunningServer) -> int:
@@ -267,7 +243,7 @@ def test_abort_100_downloads_releases_everything(
             body += chunk
         warm.close()
         assert wait_for(lambda: connection_count(running) == 0, 5)
-        baseline = fd_count()
+        baseline = open_fds()
 
         clients = []
         try:
@@ -289,10 +265,10 @@ def test_abort_100_downloads_releases_everything(
                 elif i % 3 == 1:
                     sock.shutdown(socket.SHUT_WR)
                 sock.close()
-        assert wait_for(lambda: fd_count() <= baseline, 10), (
-            f"fds: {fd_count()} open, baseline {baseline}: {describe_fds()}"
+        assert wait_for(lambda: open_fds() <= baseline, 10), (
+            f"fds: {open_fds()} open, baseline {baseline}: {describe_fds()}"
         )
-        assert fd_count() == baseline
+        assert open_fds() == baseline
         assert wait_for(lambda: connection_count(running) == 0, 5)
         assert connection_count(running) == 0
 
@@ -455,7 +431,7 @@ def test_idle_keep_alive_connection_costs_one_descriptor(
     connections must fit in 10,000 descriptors (benchmarks/idle_connections.py)."""
     content = write_file(tmp_path / "f.bin", 64 * 1024)
     with start_server(tmp_path, loop, body_path, open_file_cache=0) as running:
-        baseline = fd_count()
+        baseline = open_fds()
         sock = connect(running)  # +1 here, +1 for the server's accepted socket
         try:
             for _ in range(3):
@@ -463,7 +439,7 @@ def test_idle_keep_alive_connection_costs_one_descriptor(
                 while len(body) < len(content):
                     body += sock.recv(1 << 20)
                 assert body == content
-            assert wait_for(lambda: fd_count() == baseline + 2, 5), fd_count() - baseline
+            assert wait_for(lambda: open_fds() == baseline + 2, 5), open_fds() - baseline
         finally:
             sock.close()
-        assert wait_for(lambda: fd_count() == baseline, 5)
+        assert wait_for(lambda: open_fds() == baseline, 5)
