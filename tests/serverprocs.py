@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from helpers import free_port as free_port  # re-exported: test files import it from here too
 from helpers import open_fds
 
@@ -96,6 +97,33 @@ def server_process(
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(5)
+
+
+def environ_without_settings() -> dict[str, str]:
+    """This environment less every ``ZEROHTTP_*`` variable: a test says which it sets."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("ZEROHTTP_")}
+
+
+def run_cli(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 20.0,
+    cwd: Path | str = REPO,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m zerohttp ARGS`` to its exit, output captured; one that does not exit in
+    time fails the test (a CLI error must never hang)."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "zerohttp", *args],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"zerohttp {' '.join(args)} did not exit within {timeout} s")
 
 
 @dataclass

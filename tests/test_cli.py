@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from serverprocs import run_cli
 
 from zerohttp import __version__
 
@@ -101,20 +102,6 @@ def launch() -> Iterator[type[Running]]:
     yield Tracked
     for running in started:
         running.kill()
-
-
-def run_cli(*args: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            [sys.executable, "-m", "zerohttp", *args],
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"zerohttp {' '.join(args)} did not exit within {timeout} s")
 
 
 # --- a. serving and clean exits -------------------------------------------------------------

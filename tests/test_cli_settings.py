@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from serverprocs import environ_without_settings, run_cli
+from serverprocs import zerohttp as zerohttp_process
 from test_cli import SITE, assert_one_line_error
 
 from zerohttp import Config
@@ -32,16 +33,7 @@ def judged(argv: list[str], environ: dict[str, str] | None = None) -> tuple[list
 def zerohttp(
     *args: str, env: dict[str, str] | None = None, cwd: Path = SITE
 ) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("ZEROHTTP_")}
-    return subprocess.run(
-        [sys.executable, "-m", "zerohttp", *args],
-        cwd=cwd,
-        env={**clean, **(env or {})},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
+    return run_cli(*args, env={**environ_without_settings(), **(env or {})}, cwd=cwd)
 
 
 # --- --uds / --fd with --host / --port ---------------------------------------------------------
@@ -83,30 +75,15 @@ def test_uds_and_port_through_the_command() -> None:
 
 def test_the_warning_through_the_command(tmp_path: Path) -> None:
     sock = str(tmp_path / "z.sock")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "zerohttp", "--uds", sock],
-        cwd=SITE,
-        env={**os.environ, "ZEROHTTP_PORT": "8000"},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        assert proc.stderr.readline() == (
+    env = {**os.environ, "ZEROHTTP_PORT": "8000"}
+    with zerohttp_process(["--uds", sock], cwd=SITE, env=env) as process:
+        assert process.banner == (  # the first line: the warning comes before the banner
             f"zerohttp: warning: --uds {sock} and ZEROHTTP_PORT=8000: "
             "two addresses to listen on: --port ignored\n"
         )
-        assert f"serving {SITE} on unix:{sock}" in proc.stderr.readline()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        assert process.proc.stderr is not None
+        assert f"serving {SITE} on unix:{sock}" in process.proc.stderr.readline()
+        assert process.stop(signal.SIGTERM) == 0
 
 
 # --- ROOT with --app ----------------------------------------------------------------------------

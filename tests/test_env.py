@@ -11,10 +11,10 @@ import dataclasses
 import http.server
 import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 from conftest import start_server
 from helpers import free_port
+from serverprocs import environ_without_settings, run_cli
+from serverprocs import zerohttp as zerohttp_process
 
 from zerohttp import Config
 from zerohttp.cli import build_parser, check, env_name, parse_config
@@ -275,45 +277,17 @@ def test_configerror_from_the_command_line_does_not_blame_the_env() -> None:
 def zerohttp(
     *args: str, env: dict[str, str], timeout: float = 10
 ) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("ZEROHTTP_")}
-    return subprocess.run(
-        [sys.executable, "-m", "zerohttp", *args],
-        cwd=REPO,
-        env={**clean, **env},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(*args, env={**environ_without_settings(), **env}, timeout=timeout)
 
 
 def test_zerohttp_port_moves_the_server() -> None:
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("ZEROHTTP_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "zerohttp", "--loop", "asyncio"],
-        cwd="/",
-        env={**clean, "ZEROHTTP_PORT": str(port), "ZEROHTTP_ROOT": str(SITE)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        banner = proc.stderr.readline()
-        assert f"serving {os.path.realpath(SITE)} on http://127.0.0.1:{port}/" in banner
+    env = {**environ_without_settings(), "ZEROHTTP_PORT": str(port), "ZEROHTTP_ROOT": str(SITE)}
+    with zerohttp_process(["--loop", "asyncio"], cwd="/", env=env) as process:
+        assert f"serving {os.path.realpath(SITE)} on http://127.0.0.1:{port}/" in process.banner
         result = zerohttp("--check", f"http://127.0.0.1:{port}/css/style.css", env={})
         assert result.returncode == 0, result.stderr
-        proc.terminate()
-        assert proc.wait(10) == 0
-        assert "Traceback" not in proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        assert process.stop(signal.SIGTERM) == 0  # and no traceback after the banner
 
 
 def test_bad_variable_through_the_command() -> None:

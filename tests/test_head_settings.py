@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from serverprocs import REPO, fetch, server_process
+from serverprocs import fetch, run_cli, server_process
 
 import zerohttp
 from zerohttp.config import Config
@@ -173,20 +171,8 @@ def test_no_setting_lets_a_header_line_through(
 # --- end to end: the CLI refuses to start, or sends the value intact -------------------------
 
 
-def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "zerohttp", *args],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=20,
-        env=env,
-    )
-
-
 def test_cli_refuses_an_injected_cache_control(tmp_path: Path) -> None:
-    result = _run_cli(str(tmp_path), "--port", "0", "--cache-control", INJECTED)
+    result = run_cli(str(tmp_path), "--port", "0", "--cache-control", INJECTED)
     assert result.returncode == 2  # a usage error: settings that cannot work
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("zerohttp: error: --cache-control 'public\\r\\nSet-Cookie")
@@ -205,7 +191,7 @@ def test_a_cache_control_setting_reaches_the_wire_intact(tmp_path: Path) -> None
 
 def test_environment_cannot_inject_either(tmp_path: Path) -> None:
     env = {**os.environ, "ZEROHTTP_CACHE_CONTROL": INJECTED}
-    result = _run_cli(str(tmp_path), "--port", "0", env=env)
+    result = run_cli(str(tmp_path), "--port", "0", env=env)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "--cache-control" in result.stderr

@@ -4,14 +4,13 @@ under ``--workers 2`` (one line naming the flag, not a raw ``[Errno 98]`` per wo
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import open_fds
+from serverprocs import run_cli
 
 from zerohttp.config import Config
 from zerohttp.errors import ConfigError
@@ -68,17 +67,6 @@ def taken_port() -> Iterator[int]:
         yield taken.getsockname()[1]
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "zerohttp", *args],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-
-
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_metrics_port_in_use_is_one_line(tmp_path: Path, taken_port: int, workers: str) -> None:
     if workers != "1" and not hasattr(socket, "SO_REUSEPORT"):
@@ -102,11 +90,11 @@ def test_the_cli_refuses_the_port_as_the_metrics_port(tmp_path: Path) -> None:
 
 def test_no_descriptor_is_left_behind_by_a_refused_metrics_port(taken_port: int) -> None:
 
-    before = len(os.listdir("/proc/self/fd"))
+    before = open_fds()
     config = Config(port=0, workers=2, metrics_port=taken_port)
     with pytest.raises(ConfigError, match="--metrics-port"):
         run_workers(config, lambda cfg, ready: None, "asyncio")
-    assert len(os.listdir("/proc/self/fd")) == before
+    assert open_fds() == before
 
 
 def test_a_free_metrics_port_for_workers_is_a_usage_error(tmp_path: Path) -> None:

@@ -65,6 +65,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
+from helpers import open_fds
 from serverprocs import Reply, fetch
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -388,10 +389,6 @@ def call(app: StaticFiles, path: str, **scope: Any) -> tuple[int, dict[bytes, by
     asyncio.run(app(make_scope(path, **scope), host.receive, host.send))
     exchange = host.exchange
     return exchange.status, exchange.headers, bytes(exchange.body)
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 def test_resolver_admits_by_resolved_path() -> None:
