@@ -44,7 +44,8 @@ class ServerProcess:
         return self.log.read_text(errors="replace")
 
 
-def _accepts(port: int) -> bool:
+def accepts(port: int) -> bool:
+    """Something on 127.0.0.1:``port`` takes a connection now."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return True
@@ -83,7 +84,7 @@ def server_process(
                     if match:
                         running.port = int(match.group(1))
                         break
-                elif _accepts(port):
+                elif accepts(port):
                     break
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{' '.join(args)} not ready:\n" + running.output())

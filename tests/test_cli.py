@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serverprocs import run_cli
+from helpers import wait_for
+from serverprocs import accepts, run_cli
 
 from zerohttp import __version__
 
@@ -207,16 +208,18 @@ def test_signal_during_a_download_lets_it_finish(
     assert banner is not None
     match = BANNER.match(banner)
     assert match, banner
-    sock = socket.create_connection(("127.0.0.1", int(match["port"])), timeout=10)
+    port = int(match["port"])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     try:
         sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-        data = b""
+        data = bytearray()  # not bytes: += on 32 MiB of bytes copies it all, each time
         while len(data) < 1024 * 1024:
             chunk = sock.recv(65536)
             assert chunk
             data += chunk
         server.proc.send_signal(sig)
-        time.sleep(0.3)  # the server is shutting down now; its response is still in flight
+        # the server is shutting down once its listener is gone; the response is in flight
+        assert wait_for(lambda: not accepts(port), 10), "the listener stayed open"
         while True:
             chunk = sock.recv(1 << 20)
             if not chunk:
@@ -224,7 +227,7 @@ def test_signal_during_a_download_lets_it_finish(
             data += chunk
     finally:
         sock.close()
-    head, body = data.split(b"\r\n\r\n", 1)
+    head, body = bytes(data).split(b"\r\n\r\n", 1)
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert body == content
     returncode, stderr, _ = server.stop(None, timeout=10)

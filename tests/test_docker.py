@@ -38,6 +38,9 @@ SITE = REPO / "examples" / "site"
 COMPOSE = REPO / "examples" / "docker" / "compose.yaml"
 LOCAL_BASE = "zerohttp-local/python:bookworm"
 TAG = "zerohttp-test:" + hashlib.sha1(str(REPO).encode()).hexdigest()[:12]
+# The image's (or Compose's) own check command, run every 300 ms instead of every 5 s, so a
+# test waits a moment for the first check; test_dockerfile checks the image's own interval.
+FAST_HEALTH = ["--health-interval", "300ms"]
 
 
 def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -108,6 +111,15 @@ class Container:
         result = docker("logs", self.name)
         return result.stdout + result.stderr
 
+    def wait_logs(self, text: str, timeout: float = 10) -> str:
+        """The logs once they contain ``text`` (the access log is flushed about once a
+        second); fails after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while text not in (logs := self.logs()):
+            assert time.monotonic() < deadline, f"no {text!r} in the logs: {logs}"
+            time.sleep(0.1)
+        return logs
+
     def exec(self, *command: str) -> str:
         return docker("exec", self.name, *command).stdout.strip()
 
@@ -129,7 +141,7 @@ class Container:
             except (OSError, http.client.HTTPException):
                 if time.monotonic() > deadline or self.inspect("{{.State.Running}}") != "true":
                     raise
-                time.sleep(0.2)
+                time.sleep(0.05)
             finally:
                 conn.close()
 
@@ -139,8 +151,19 @@ class Container:
             status = self.inspect("{{.State.Health.Status}}")
             if status in ("healthy", "unhealthy"):
                 return status
-            time.sleep(0.5)
+            time.sleep(0.1)
         return status
+
+    def wait_health_log(self, status: str, text: str, timeout: float = 40) -> str:
+        """The health log once the status is ``status`` and a check has reported ``text``
+        (an early check may have run before the server listened); fails after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            health = self.inspect("{{json .State.Health}}")
+            if f'"Status":"{status}"' in health and text in health:
+                return health
+            assert time.monotonic() < deadline, f"not {status} with {text!r}: {health}"
+            time.sleep(0.1)
 
     def stop(self) -> tuple[float, int]:
         """``docker stop`` (SIGTERM, SIGKILL after Docker's 10 s): (seconds, exit code)."""
@@ -189,7 +212,7 @@ def test_serves_a_mounted_folder_on_the_port_from_the_environment(
     run: Callable[..., Container], tmp_path: Path
 ) -> None:
     site = readable_site(tmp_path / "site")
-    container = run(["-e", "ZEROHTTP_PORT=18980", "-v", f"{site}:/srv:ro"], 18980)
+    container = run(["-e", "ZEROHTTP_PORT=18980", "-v", f"{site}:/srv:ro", *FAST_HEALTH], 18980)
     response = container.get("/sub/blob.bin", wait=20)
     assert response.status == 200
     assert response.body == (site / "sub" / "blob.bin").read_bytes()
@@ -241,7 +264,7 @@ def test_healthy_when_the_root_has_no_index(
     health path answers ok and never shows in the access log."""
     empty = empty_folder(tmp_path / "empty")
     options = ["-v", f"{empty}:/srv:ro", "-e", "ZEROHTTP_ACCESS_LOG=combined"]
-    options += ["--health-interval", "1s", "--health-retries", "1"]
+    options += [*FAST_HEALTH, "--health-retries", "1"]
     context = None
     if scheme == "https":
         certs = self_signed(tmp_path / "certs")
@@ -255,7 +278,9 @@ def test_healthy_when_the_root_has_no_index(
     assert container.wait_healthy() == "healthy", container.inspect("{{json .State.Health}}")
     checks = container.inspect("{{json .State.Health.Log}}")
     assert f"zerohttp: check {scheme}://127.0.0.1:8000/healthz: 200 OK" in checks
-    logs = container.logs()
+    # logged in order: once a request made after the checks is in the log, so would they be
+    container.get("/after-the-checks", context=context)
+    logs = container.wait_logs('"GET /after-the-checks HTTP/1.1" 404')
     assert '"GET / HTTP/1.1" 404' in logs  # the access log is on
     assert "/healthz" not in logs, "health checks in the access log"
 
@@ -266,12 +291,12 @@ def test_with_the_health_path_off_the_check_fetches_the_root(
     """ZEROHTTP_HEALTH_PATH emptied: the check reports what / answers (404 here), not merely
     that a port is open."""
     empty = empty_folder(tmp_path / "empty")
-    options = ["-v", f"{empty}:/srv:ro", "-e", "ZEROHTTP_HEALTH_PATH="]
-    container = run([*options, "--health-interval", "1s", "--health-retries", "1"], 8000)
+    options = ["-v", f"{empty}:/srv:ro", "-e", "ZEROHTTP_HEALTH_PATH=", *FAST_HEALTH]
+    # no start period (the image's 10 s), so one failed check makes the container unhealthy
+    options += ["--health-start-period", "1ms", "--health-retries", "1"]
+    container = run(options, 8000)
     assert container.get("/healthz", wait=20).status == 404
-    assert container.wait_healthy() == "unhealthy"
-    checks = container.inspect("{{json .State.Health.Log}}")
-    assert "check http://127.0.0.1:8000/: 404 Not Found" in checks
+    container.wait_health_log("unhealthy", "check http://127.0.0.1:8000/: 404 Not Found")
 
 
 def test_image_is_small(image: str) -> None:
@@ -339,7 +364,8 @@ def test_compose_services(run: Callable[..., Container], tmp_path: Path, service
         mounts["/certs"] = certs
         context = ssl.create_default_context(cafile=str(certs / "cert.pem"))
     container_port = int(service["ports"][0].rsplit(":", 1)[1])
-    container = run(docker_run_options(service, mounts), container_port)
+    # Compose's own check, its interval shortened (the last --health-interval counts)
+    container = run([*docker_run_options(service, mounts), *FAST_HEALTH], container_port)
     response = container.get("/docs/guide.txt", context=context, wait=20)
     assert response.status == 200
     assert response.body == (SITE / "docs" / "guide.txt").read_bytes()
