@@ -172,6 +172,10 @@ class ServerState:
 
 class HTTPConnection(asyncio.Protocol):
     def __init__(self, state: ServerState) -> None:
+        # Every attribute is set here and none elsewhere, and at most 29 of them: up to that
+        # CPython (3.11-3.13) keeps them in a compact layout shared by all instances; a 30th
+        # turns each connection's attributes into a dict of its own (296 -> 1584 bytes) and
+        # cost 2-4 % of the small-file rate (benchmarks/RESULTS.md, issue 16).
         # shared
         self.state = state
         self.config = state.config
@@ -180,7 +184,6 @@ class HTTPConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.sock: socket.socket | None = None  # borrows the transport's fd, for send(MSG_MORE)
         self.zero_copy = state.zero_copy
-        self.health = state.health
         self.closing = False
         self.tls = False
         self.remote_addr: str | None = None  # for the access log, looked up once
@@ -399,8 +402,8 @@ class HTTPConnection(asyncio.Protocol):
             return
         self.request = request
         body = declared_body(headers)
-        if self.health is not None:
-            health = self.health.answer(request)
+        if self.state.health is not None:
+            health = self.state.health.answer(request)
             if health is not None:
                 self._answer_health(request, health, keep_alive=body == 0)
                 return
@@ -475,7 +478,6 @@ class HTTPConnection(asyncio.Protocol):
     def _refuse(self, status: int) -> None:
         """Answer a request we cannot parse or accept, then close."""
         self._cancel_timer()
-        self.linger = True
         self._respond(None, error_response(status, close=True), keep_alive=False)
 
     def _respond(self, request: RequestHead | None, response: Response, keep_alive: bool) -> None:
