@@ -5,15 +5,19 @@ exact bytes and parses responses strictly.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import re
 import secrets
 import select
 import socket
+import ssl
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 TIMEOUT = 10.0
 
@@ -47,6 +51,34 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
 
 
 # --- a raw HTTP/1.1 client ----------------------------------------------------------------
+
+
+class _StatusHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        status = int(self.path.strip("/") or 200)
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def status_server(context: ssl.SSLContext | None = None) -> Iterator[str]:
+    """A stand-in HTTP server in this process (nothing of zerohttp's): ``GET /NNN`` answers
+    status NNN, ``GET /`` 200. Yields its base URL (``https`` with a server ``context``)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StatusHandler)
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        scheme = "https" if context is not None else "http"
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class Endpoint(Protocol):

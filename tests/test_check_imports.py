@@ -5,13 +5,12 @@ business, not a test's). ``import zerohttp`` is lazy too, and its public names s
 
 from __future__ import annotations
 
-import http.server
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 
 import pytest
+from helpers import status_server
 from serverprocs import REPO
 
 import zerohttp
@@ -52,24 +51,8 @@ def loaded_after(code: str) -> tuple[subprocess.CompletedProcess[str], set[str]]
 @pytest.fixture(scope="module")
 def answering() -> Iterator[str]:
     """An HTTP server that answers 200, in this process: nothing of zerohttp's."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with status_server() as base:
+        yield f"{base}/"
 
 
 @pytest.mark.parametrize("form", ["--check URL", "--check=URL"])

@@ -8,14 +8,12 @@ exit 0 on a 2xx/3xx answer, 1 otherwise, one line either way.
 from __future__ import annotations
 
 import dataclasses
-import http.server
 import os
 import re
 import signal
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import start_server
-from helpers import free_port
+from helpers import free_port, status_server
 from serverprocs import environ_without_settings, run_cli
 from serverprocs import zerohttp as zerohttp_process
 
@@ -318,28 +316,11 @@ def test_help_explains_the_environment() -> None:
 # --- zerohttp --check URL ------------------------------------------------------------
 
 
-class _Answer(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        status = int(self.path.strip("/") or 200)
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def answering() -> Iterator[str]:
     """http://127.0.0.1:P/NNN answers status NNN."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with status_server() as base:
+        yield base
 
 
 @pytest.mark.parametrize("status", [200, 204, 301, 304, 399])
@@ -402,19 +383,11 @@ def test_check_https_self_signed(tmp_path: Path) -> None:
     )
     if made.returncode != 0:
         pytest.skip(f"openssl could not make a certificate: {made.stderr.decode()[-200:]}")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"https://127.0.0.1:{server.server_address[1]}"
+    with status_server(context) as base:
         assert check(f"{base}/200") == 0
         assert check(f"{base}/503") == 1
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_check_command_ignores_settings(answering: str) -> None:
