@@ -39,6 +39,8 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=10)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--conns", type=int, default=64)
+    ap.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                    help="sent with every request (peerbench's close test: 'Connection: close', --conns 32)")  # fmt: skip
     ap.add_argument("--root", default=os.environ.get("PEERBENCH_ROOT", "/tmp/peerbench-root"))
     args = ap.parse_args()
     names, procs, ports = [], [], []
@@ -58,7 +60,7 @@ def main() -> None:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     sys.exit(f"ab_static: {name} did not answer 200 on {args.path}")
                 time.sleep(0.2)
-            pb.wrk(f"http://{pb.HOST}:{port}{args.path}", args.conns, 2, [])  # warm-up
+            pb.wrk(f"http://{pb.HOST}:{port}{args.path}", args.conns, 2, args.header)  # warm-up
         runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
         for k in range(args.passes):
             order = list(range(len(names)))
@@ -67,7 +69,7 @@ def main() -> None:
             for i in order:
                 with pb.Probe(procs[i].pid) as pr:
                     r = pb.wrk(f"http://{pb.HOST}:{ports[i]}{args.path}", args.conns,
-                               args.seconds, [])  # fmt: skip
+                               args.seconds, args.header)  # fmt: skip
                 us = pr.cpu / r["requests"] * 1e6 if r["requests"] else float("nan")
                 runs[names[i]].append(dict(rps=r["rps"], us=us, others=pr.foreign / pr.wall,
                                            bad=r["non2xx"] + sum(r["socket_errors"].values())))
@@ -79,7 +81,8 @@ def main() -> None:
             pb.stop(p)
     ref = names[0]
     print(f"```\npython3 benchmarks/ab_static.py {shlex.join(sys.argv[1:])}\n```\n")
-    print(f"GET {args.path}, {args.passes} passes × {args.seconds} s per server, "
+    sent = "".join(f", `{h}`" for h in args.header)
+    print(f"GET {args.path}{sent}, {args.passes} passes × {args.seconds} s per server, "
           f"`wrk -t1 -c{args.conns}` on CPU 1, servers on CPU 0\n")
     print(f"| server | req/s median | µs CPU/req median | req/s ÷ {ref} (median of passes) "
           f"| µs/req ÷ {ref} | others (cores, median) | errors |")  # fmt: skip
