@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--conns", type=int, default=64)
     ap.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
-                    help="sent with every request ('Connection: close' for peerbench's close test)")  # fmt: skip
+                    help="sent with each request (peerbench's close test: 'Connection: close')")
     ap.add_argument("--root", default=os.environ.get("PEERBENCH_ROOT", "/tmp/peerbench-root"))
     args = ap.parse_args()
     names, procs, ports = [], [], []
