@@ -29,7 +29,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 from . import __version__
 from .check import CHECK_TIMEOUT, check, check_argument
-from .errors import ConfigError
+from .errors import ConfigError, flag_name
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING for type checkers, without importing typing
 if TYPE_CHECKING:
@@ -152,10 +152,6 @@ ENV_HELP = (
 def env_name(field_name: str) -> str:
     """The environment variable for a ``Config`` field: ``port`` -> ``ZEROHTTP_PORT``."""
     return ENV_PREFIX + field_name.upper()
-
-
-def flag_name(field_name: str) -> str:
-    return "--" + field_name.replace("_", "-")
 
 
 class _OneLineParser(argparse.ArgumentParser):

@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .errors import ConfigError
+from .errors import ConfigError, flag_name
 from .http.accesslog import ACCESS_LOG_FORMATS
 from .listeners import parse_mode
 from .static.options import StaticOptions, settle_fields
@@ -124,9 +124,8 @@ class Config(StaticOptions):
             raise ConfigError(f"--max-header-bytes {self.max_header_bytes}: must be at least 1024")
         for name in ("keepalive_timeout", "header_timeout", "send_timeout", "body_timeout"):
             if not getattr(self, name) > 0:
-                flag = "--" + name.replace("_", "-")
                 raise ConfigError(
-                    f"{flag} {getattr(self, name)}: must be a positive number of seconds"
+                    f"{flag_name(name)} {getattr(self, name)}: must be a positive number of seconds"
                 )
         if self.limit_concurrency < 0:
             raise ConfigError(f"--limit-concurrency {self.limit_concurrency}: must be >= 0")

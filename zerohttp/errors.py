@@ -18,6 +18,11 @@ class ConfigError(Exception):
     """A setting that cannot work; the CLI prints it as one line and exits non-zero."""
 
 
+def flag_name(field_name: str) -> str:
+    """The command-line flag of a settings field, as a ConfigError names it: ``--cache-control``."""
+    return "--" + field_name.replace("_", "-")
+
+
 def bind_failure(exc: OSError) -> str:
     """Why bind(2) failed, in words for a ConfigError (asyncio's own message repeats the
     address and the errno: ``[Errno 98] error while attempting to bind on address ...``)."""

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, flag_name
 from .head_values import EXT_MEDIA_TYPE, FIELD_VALUE, head_value_problem
 from .negotiation import DEFAULT_PREFERENCE, SIBLING_SUFFIXES
 
@@ -87,7 +87,7 @@ def _flag(field: dataclasses.Field[Any]) -> str:
     """How the command line names the setting: ``--cache-control``, or ``ROOT``."""
     if field.metadata.get("positional"):
         return field.name.upper()
-    return "--" + field.name.replace("_", "-")
+    return flag_name(field.name)
 
 
 @dataclass(frozen=True, slots=True)
