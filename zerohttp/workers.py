@@ -56,6 +56,13 @@ def _reserve(host: str, port: int, flag: str) -> socket.socket:
     return probe
 
 
+def _release(*reservations: socket.socket | None) -> None:
+    """Close the supervisor's port reservations (closing one twice is harmless)."""
+    for reservation in reservations:
+        if reservation is not None:
+            reservation.close()
+
+
 def describe_exit(pid: int, wait_status: int) -> str:
     """``os.wait``'s status in words: ``worker 12 exited with code 3`` or ``worker 12 was
     killed by SIGKILL`` (the raw status 9 reads like an exit code, and is not one)."""
@@ -94,9 +101,7 @@ def _spawn(
     # in the worker
     code = 0
     try:
-        for reservation in (probe, metrics_probe):  # the parent's, not the worker's to keep
-            if reservation is not None:
-                reservation.close()
+        _release(probe, metrics_probe)  # the parent's reservations, not the worker's to keep
         for sig in _STOP_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # held by the parent
@@ -138,9 +143,7 @@ def run_workers(config: Config, worker_main: WorkerMain, loop_name: str) -> None
             metrics_probe = reserve_metrics_port(config)
         _run(config, worker_main, loop_name, url, probe, metrics_probe)
     finally:
-        for reservation in (probe, metrics_probe):
-            if reservation is not None:
-                reservation.close()
+        _release(probe, metrics_probe)
         if listener is not None and listener.family == socket.AF_UNIX:
             with contextlib.suppress(OSError):
                 os.unlink(listener.getsockname())
@@ -177,9 +180,7 @@ def _run(
             with _stop_signals_held():
                 children.add(_spawn(config, worker_main, ready_write, probe, metrics_probe))
         _wait_ready(ready_read, config.workers, children)
-        for reservation in (probe, metrics_probe):
-            if reservation is not None:
-                reservation.close()
+        _release(probe, metrics_probe)  # every worker listens: the ports stay theirs
         logger.info("%s", banner_line(config, loop_name, url))
         _supervise(config, worker_main, ready_write, children, lambda: stopping)
     finally:
