@@ -405,7 +405,10 @@ class HTTPConnection(asyncio.Protocol):
         if self.state.health is not None:
             health = self.state.health.answer(request)
             if health is not None:
-                self._answer_health(request, health, keep_alive=body == 0)
+                # never logged nor counted: probes every few seconds would drown the access
+                # log and skew the request metrics; a body sent with one is not read (close)
+                keep_alive = body == 0 and self._keep_alive(request, health)
+                self._respond(request, health, keep_alive, logged=False)
                 return
         if body == 0:
             # Complete already: h11's EndOfMessage would only cost another next_event();
@@ -421,21 +424,6 @@ class HTTPConnection(asyncio.Protocol):
             self._respond(request, answer, keep_alive=False)
         else:
             self.pending = answer
-
-    def _answer_health(self, request: RequestHead, response: Response, *, keep_alive: bool) -> None:
-        """Written as ``_respond`` would, but never logged nor counted: probes every few
-        seconds would drown the access log and skew the request metrics. A body sent with
-        the probe is not read: the connection closes after the answer."""
-        keep_alive = keep_alive and self._keep_alive(request, response)
-        head = render_head(
-            response.status,
-            response.fields,
-            self.state.date.line(),
-            keep_alive=keep_alive,
-            http10=request.http_version == b"1.0",
-        )
-        self.write(head if request.method == b"HEAD" else head + cast(bytes, response.body))
-        self._response_done(keep_alive)
 
     def _on_body_bytes(self, count: int) -> None:
         self.discarded += count
@@ -480,7 +468,14 @@ class HTTPConnection(asyncio.Protocol):
         self._cancel_timer()
         self._respond(None, error_response(status, close=True), keep_alive=False)
 
-    def _respond(self, request: RequestHead | None, response: Response, keep_alive: bool) -> None:
+    def _respond(
+        self,
+        request: RequestHead | None,
+        response: Response,
+        keep_alive: bool,
+        *,
+        logged: bool = True,
+    ) -> None:
         http10 = request is not None and request.http_version == b"1.0"
         head = render_head(
             response.status,
@@ -500,7 +495,7 @@ class HTTPConnection(asyncio.Protocol):
             body.close()
             body = b""
         self.write(head + body if body else head)
-        if self.state.log_responses:
+        if self.state.log_responses and logged:
             self._log(request, response.status, "memory", len(body))
         self._response_done(keep_alive)
 
