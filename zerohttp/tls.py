@@ -61,7 +61,7 @@ def load_key_pair(context: ssl.SSLContext, settings: TLSSettings) -> None:
     an encrypted key without ``--ssl-keyfile-password`` fails at once instead of OpenSSL
     prompting on the terminal, and a failure after the call is a wrong password.
     """
-    key_flag = "--ssl-keyfile" if settings.keyfile else "--ssl-certfile"
+    key_flag = _key_flag(settings)
     texts = {flag: _read_pem(flag, path) for flag, path in _pem_files(settings)}
     asked = False
 
@@ -107,11 +107,16 @@ def _key_path(settings: TLSSettings) -> str:
     return settings.keyfile or settings.certfile
 
 
+def _key_flag(settings: TLSSettings) -> str:
+    """The flag that names the file holding the key."""
+    return "--ssl-keyfile" if settings.keyfile else "--ssl-certfile"
+
+
 def _key_pair_problem(
     settings: TLSSettings, texts: dict[str, str], asked: bool, exc: Exception
 ) -> str:
     """One line for a key pair OpenSSL refused (its own words are often just ``PEM lib``)."""
-    cert, key_flag = settings.certfile, "--ssl-keyfile" if settings.keyfile else "--ssl-certfile"
+    cert, key_flag = settings.certfile, _key_flag(settings)
     key_text = texts[key_flag]
     if getattr(exc, "reason", None) == "KEY_VALUES_MISMATCH":
         if settings.keyfile:

@@ -392,7 +392,8 @@ class StaticFiles:
         roots += [package_directory(package) for package in _package_list(packages)]
         if not roots:
             raise ConfigError("StaticFiles: give directory=... or packages=[...]")
-        self.directory = os.path.realpath(roots[0]) if directory is not None else None
+        first = os.path.realpath(roots[0])
+        self.directory = first if directory is not None else None
         self.html = html
         self.follow_symlink = follow_symlink
         given = {
@@ -405,7 +406,7 @@ class StaticFiles:
             "mime": mime,
             "open_file_cache": open_file_cache,
         }
-        options = static_options(os.path.realpath(roots[0]), given)
+        options = static_options(first, given)
         if not html:
             for name, value in (("index", index), ("spa", spa)):
                 if value not in (None, False):
