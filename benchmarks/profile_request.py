@@ -23,10 +23,9 @@ from zerohttp.config import Config
 from zerohttp.http.connection import HTTPConnection, ServerState, header_pairs
 from zerohttp.http.http11 import declared_body, keep_alive_requested, render_head, request_error
 from zerohttp.http.simple_head import read_simple_head
-from zerohttp.static.dates import DateHeader
+from zerohttp.message.dates import DateHeader
+from zerohttp.message.response import ByteRange, RequestHead
 from zerohttp.static.handler import StaticHandler
-from zerohttp.static.ranges import ByteRange
-from zerohttp.static.response import RequestHead
 
 REQUEST = b"GET /small.html HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
 N = 20000

@@ -35,7 +35,7 @@ import pytest
 from zerohttp import Config, Server
 from zerohttp.http import connection as protocol
 from zerohttp.loops import loop_factory
-from zerohttp.static.response import FileBody, Response
+from zerohttp.message.response import FileBody, Response
 
 # External programs, found on PATH: marker -> (path or None, skip reason when missing).
 CURL = shutil.which("curl")

@@ -27,8 +27,8 @@ from zerohttp.http.http11 import (
     chunk,
     render_app_head,
 )
+from zerohttp.message.response import RequestHead, Response
 from zerohttp.static.handler import StaticHandler
-from zerohttp.static.response import RequestHead, Response
 
 REPO = Path(__file__).resolve().parent.parent
 DATE = b"Date: Thu, 01 Jan 2026 00:00:00 GMT\r\n"

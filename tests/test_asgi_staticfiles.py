@@ -45,8 +45,7 @@ from zerohttp.asgi.staticfiles import (
 )
 from zerohttp.body.fallback import CHUNK_SIZE
 from zerohttp.errors import ConfigError
-from zerohttp.static.ranges import ByteRange
-from zerohttp.static.response import FileBody, Response
+from zerohttp.message.response import ByteRange, FileBody, Response
 
 Message = dict[str, Any]
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from zerohttp.message.dates import http_date
 from zerohttp.static.autoindex import Entry, render_listing, sort_entries
-from zerohttp.static.dates import http_date
 
 MTIME = 784111777.25
 DATE = "Sun, 06 Nov 1994 08:49:37 GMT"

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from zerohttp.message.dates import http_date
 from zerohttp.static.conditional import (
     Validators,
     evaluate,
@@ -20,7 +21,6 @@ from zerohttp.static.conditional import (
     parse_etags,
     parse_http_date,
 )
-from zerohttp.static.dates import http_date
 
 ETAG = b'"5f-1a"'
 OTHER = b'"other"'

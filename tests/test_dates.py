@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import zerohttp.static.dates
-from zerohttp.static.dates import DateHeader, http_date
+import zerohttp.message.dates
+from zerohttp.message.dates import DateHeader, http_date
 
 
 @pytest.mark.parametrize(
@@ -43,7 +43,7 @@ def test_http_date_truncates_fraction(timestamp: float, expected: str) -> None:
 
 def test_date_header_cached_within_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [784111777.0]
-    monkeypatch.setattr(zerohttp.static.dates.time, "time", lambda: now[0])
+    monkeypatch.setattr(zerohttp.message.dates.time, "time", lambda: now[0])
     header = DateHeader()
 
     first = header.line()
@@ -63,7 +63,7 @@ def test_date_header_cached_within_a_second(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_date_header_not_shared_between_instances(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [0.0]
-    monkeypatch.setattr(zerohttp.static.dates.time, "time", lambda: now[0])
+    monkeypatch.setattr(zerohttp.message.dates.time, "time", lambda: now[0])
     a = DateHeader()
     assert a.line() == b"Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
     now[0] = 86400.0

@@ -24,7 +24,7 @@ from conftest import start_server
 
 from zerohttp.body import fallback
 from zerohttp.body.fallback import NowaitSupport, copy_segments, read_cached, render_cached
-from zerohttp.static.ranges import ByteRange
+from zerohttp.message.response import ByteRange
 
 SIZE = 3 * 1024 * 1024 + 5
 CHUNKS = -(-SIZE // fallback.CHUNK_SIZE)

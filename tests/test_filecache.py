@@ -12,8 +12,8 @@ from conftest import read_file_body
 from helpers import fd_names
 
 from zerohttp.config import Config
+from zerohttp.message.response import RequestHead, Response
 from zerohttp.static.handler import StaticHandler
-from zerohttp.static.response import RequestHead, Response
 
 PAST = time.time() - 3600
 

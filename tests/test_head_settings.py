@@ -19,6 +19,7 @@ from serverprocs import fetch, run_cli, server_process
 import zerohttp
 from zerohttp.config import Config
 from zerohttp.errors import ConfigError
+from zerohttp.message.response import RequestHead
 from zerohttp.static.handler import StaticHandler
 from zerohttp.static.head_values import (
     EXT_MEDIA_TYPE,
@@ -28,7 +29,6 @@ from zerohttp.static.head_values import (
     head_value_problem,
 )
 from zerohttp.static.options import StaticOptions
-from zerohttp.static.response import RequestHead
 
 INJECTED = "public\r\nSet-Cookie: evil=1"
 

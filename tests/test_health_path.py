@@ -14,7 +14,7 @@ import pytest
 from conftest import RunningServer, start_server
 
 from zerohttp.http.health import health_check
-from zerohttp.static.response import RequestHead
+from zerohttp.message.response import RequestHead
 
 HEALTH = "/healthz"
 

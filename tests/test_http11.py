@@ -14,7 +14,7 @@ from zerohttp.http.http11 import (
     render_head,
     request_error,
 )
-from zerohttp.static.response import render_fields
+from zerohttp.message.response import render_fields
 
 Headers = list[tuple[bytes, bytes]]
 

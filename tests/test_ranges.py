@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from zerohttp.message.dates import http_date
+from zerohttp.message.response import RequestHead
 from zerohttp.static.conditional import Validators
-from zerohttp.static.dates import http_date
 from zerohttp.static.files import FileInfo
 from zerohttp.static.ranges import (
     FULL,
@@ -30,7 +31,6 @@ from zerohttp.static.ranges import (
     parse_range_specs,
 )
 from zerohttp.static.representation import Representation, plan_response
-from zerohttp.static.response import RequestHead
 
 SIZE = 10_000
 ETAG = b'"5f-1a"'

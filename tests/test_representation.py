@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from zerohttp.message.dates import http_date
+from zerohttp.message.response import ByteRange, RequestHead, error_response
 from zerohttp.static.conditional import Validators
-from zerohttp.static.dates import http_date
 from zerohttp.static.files import FileInfo
-from zerohttp.static.ranges import ByteRange
 from zerohttp.static.representation import (
     IMMUTABLE,
     Plan,
@@ -21,7 +21,6 @@ from zerohttp.static.representation import (
     validator_fields,
     whole_file,
 )
-from zerohttp.static.response import RequestHead, error_response
 
 SIZE = 1000
 MTIME_NS = 1_700_000_000_123_456_789

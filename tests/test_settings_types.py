@@ -11,9 +11,9 @@ import pytest
 
 from zerohttp.config import Config
 from zerohttp.errors import ConfigError
+from zerohttp.message.response import RequestHead
 from zerohttp.static.handler import StaticHandler
 from zerohttp.static.options import StaticOptions
-from zerohttp.static.response import RequestHead
 
 
 @pytest.mark.parametrize(

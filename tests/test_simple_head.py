@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from zerohttp.http import connection as protocol
 from zerohttp.http.connection import header_pairs
 from zerohttp.http.simple_head import read_simple_head
-from zerohttp.static.response import RequestHead
+from zerohttp.message.response import RequestHead
 
 LIMIT = 16384
 

@@ -13,12 +13,11 @@ from conftest import read_file_body
 from helpers import fd_names
 
 from zerohttp.config import Config
-from zerohttp.static.dates import http_date
+from zerohttp.message.dates import http_date
+from zerohttp.message.response import ByteRange, FileBody, RequestHead, Response
 from zerohttp.static.files import Directory, FileInfo, FileResolver, NeedsSlash, NotFound, OpenFile
 from zerohttp.static.handler import StaticHandler
-from zerohttp.static.ranges import ByteRange
 from zerohttp.static.representation import Representation, plan_response
-from zerohttp.static.response import FileBody, RequestHead, Response
 
 HELLO = b"hello, world\n"
 MTIME_NS = 1_700_000_000_123_456_789

@@ -38,7 +38,8 @@ from zerohttp.body.zerocopy import (
     SendfileUnsupported,
     complete_transfer,
 )
-from zerohttp.static.ranges import ByteRange, multipart_segments
+from zerohttp.message.response import ByteRange
+from zerohttp.static.ranges import multipart_segments
 
 # Most tests here drive the real sendfile(2) from files under pytest's temp directory.
 pytestmark = pytest.mark.usefixtures("tmp_sendfile")

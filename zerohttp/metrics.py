@@ -26,8 +26,8 @@ from prometheus_client.core import (
 )
 
 from .http.stats import DURATION_BUCKETS, Stats
+from .message.response import RequestHead, Response, error_response, render_fields
 from .static.filecache import FileCache
-from .static.response import RequestHead, Response, error_response, render_fields
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SNAPSHOT_SECONDS = 1.0

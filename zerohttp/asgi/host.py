@@ -20,8 +20,8 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from ..http.exchange import ClientDisconnected, Exchange, Responder
+from ..message.response import RequestHead, Response, error_response, render_fields
 from ..static.handler import StaticHandler
-from ..static.response import RequestHead, Response, error_response, render_fields
 from .loader import ASGIApp, Message
 
 logger = logging.getLogger("zerohttp")

@@ -34,12 +34,11 @@ from urllib.parse import quote, unquote_to_bytes
 
 from ..body.fallback import copy_segments
 from ..errors import ConfigError
+from ..message.response import ByteRange, FileBody, RequestHead, Response, error_response
 from ..static.handler import StaticHandler, redirect_response
 from ..static.options import StaticOptions
 from ..static.paths import RequestPath
-from ..static.ranges import ByteRange
 from ..static.representation import whole_file
-from ..static.response import FileBody, RequestHead, Response, error_response
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

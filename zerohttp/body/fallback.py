@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import aiofiles.os
 
-from ..static.ranges import ByteRange
+from ..message.response import ByteRange
 from .zerocopy import FileShrank
 
 CHUNK_SIZE = 256 * 1024

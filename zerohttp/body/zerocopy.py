@@ -21,7 +21,7 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 
-from ..static.ranges import ByteRange
+from ..message.response import ByteRange
 
 # One sendfile(2) call moves at most this much on Linux, whatever count it is given.
 SENDFILE_MAX_CHUNK = 0x7FFFF000

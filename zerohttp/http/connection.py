@@ -37,8 +37,8 @@ from ..body.zerocopy import (
     SendfileUnsupported,
     complete_transfer,
 )
-from ..static.dates import DateHeader
-from ..static.response import FileBody, RequestHead, Response, error_response
+from ..message.dates import DateHeader
+from ..message.response import FileBody, RequestHead, Response, error_response
 from .accesslog import AccessLog
 from .exchange import BODY_HIGH_WATER, Exchange, Responder
 from .health import health_check

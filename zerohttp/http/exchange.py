@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..body.zerocopy import FileShrank, Segment
-from ..static.ranges import ByteRange
+from ..message.response import ByteRange
 from .http11 import (
     LAST_CHUNK,
     Framing,
@@ -29,7 +29,7 @@ from .http11 import (
 )
 
 if TYPE_CHECKING:
-    from ..static.response import RequestHead
+    from ..message.response import RequestHead
 
 # Unread request body buffered before the connection stops reading (uvicorn's value).
 BODY_HIGH_WATER = 65536

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..static.response import RequestHead, Response, error_response, render_fields
+from ..message.response import RequestHead, Response, error_response, render_fields
 
 OK_BODY = b"ok\n"
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..static.response import SERVER_NAME, status_line
+from ..message.response import SERVER_NAME, status_line
 
 SUPPORTED_VERSIONS = (b"1.1", b"1.0")
 CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"

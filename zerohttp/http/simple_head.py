@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from ..static.response import RequestHead
+from ..message.response import RequestHead
 
 # request-line = method SP request-target SP HTTP-version, restricted to GET/HEAD,
 # origin-form and 1.0/1.1 (h11: token, 1*VCHAR, HTTP/DIGIT.DIGIT).

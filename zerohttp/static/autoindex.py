@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from .dates import http_date
+from ..message.dates import http_date
 
 
 @dataclass(frozen=True, slots=True)

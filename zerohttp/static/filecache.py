@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .ranges import ByteRange
+from ..message.response import ByteRange
 from .representation import Representation
 
 Identity = tuple[int, int, int, int, int]

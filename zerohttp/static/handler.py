@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from ..errors import HTTPError
+from ..message.response import FileBody, RequestHead, Response, error_response, render_fields
 from .autoindex import render_listing
 from .filecache import CacheEntry, CacheKey, FileCache, SharedFile, identity_of
 from .files import Directory, FileResolver, NeedsSlash, NotFound, OpenFile
@@ -25,7 +26,6 @@ from .negotiation import SIBLING_SUFFIXES, choose_encoding, parse_accept_encodin
 from .options import StaticOptions
 from .paths import RequestPath, parse_target
 from .representation import IMMUTABLE, Representation, plan_response, whole_file
-from .response import FileBody, RequestHead, Response, error_response, render_fields
 
 SAFE_METHODS = (b"GET", b"HEAD")
 ALLOW = "GET, HEAD, OPTIONS"

@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..message.response import ByteRange
 from .conditional import Validators, parse_http_date
 
 MAX_RANGES = 64  # more range-specs than this: the request is served whole
@@ -22,19 +23,6 @@ MAX_DIGITS = 1000  # a longer position is refused as malformed rather than conve
 
 _SPEC = re.compile(rb"[ \t]*(\d*)[ \t]*-[ \t]*(\d*)[ \t]*")
 _UNIT = re.compile(rb"[ \t]*bytes[ \t]*=", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class ByteRange:
-    start: int
-    end: int  # inclusive, as in Content-Range
-
-    @property
-    def length(self) -> int:
-        return self.end - self.start + 1
-
-    def content_range(self, size: int) -> str:
-        return f"bytes {self.start}-{self.end}/{size}"
 
 
 @dataclass(frozen=True, slots=True)

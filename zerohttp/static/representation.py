@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..message.dates import http_date
+from ..message.response import ByteRange, RequestHead
 from .conditional import Validators, evaluate
-from .dates import http_date
 from .files import FileInfo
 from .ranges import (
-    ByteRange,
     evaluate_range,
     if_range_allows,
     multipart_segments,
     new_boundary,
 )
-from .response import RequestHead
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 

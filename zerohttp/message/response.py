@@ -1,4 +1,4 @@
-"""Plain data passed between the request-decision core and the connection layer.
+"""The message model: plain data passed between the handlers and the protocol drivers.
 
 The core returns a ``Response`` whose header fields are already rendered bytes, so a
 later file cache can hand out the same bytes for every request of a file version; the
@@ -13,7 +13,18 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Protocol
 
-from .ranges import ByteRange
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    start: int
+    end: int  # inclusive, as in Content-Range
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+    def content_range(self, size: int) -> str:
+        return f"bytes {self.start}-{self.end}/{size}"
 
 
 class Releasable(Protocol):
