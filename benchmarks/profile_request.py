@@ -20,7 +20,8 @@ import h11
 
 from zerohttp.body.zerocopy import FileTransfer
 from zerohttp.config import Config
-from zerohttp.http.connection import HTTPConnection, ServerState, header_pairs
+from zerohttp.http.connection import HTTPConnection, ServerState
+from zerohttp.http.reader import header_pairs
 from zerohttp.http.http11 import declared_body, keep_alive_requested, render_head, request_error
 from zerohttp.http.simple_head import read_simple_head
 from zerohttp.message.dates import DateHeader

@@ -21,15 +21,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from zerohttp.http import accesslog
-from zerohttp.http.accesslog import AccessRecord, format_json
+from zerohttp.http.accesslog import AccessRecord, json_line
 
 
 def format_common(rec: AccessRecord) -> str:
-    return accesslog.format_common(rec).decode("ascii")  # ASCII by construction
+    return accesslog.common_line(rec).decode("ascii")  # ASCII by construction
 
 
 def format_combined(rec: AccessRecord) -> str:
-    return accesslog.format_combined(rec).decode("ascii")
+    return accesslog.combined_line(rec).decode("ascii")
 
 
 def clf_time(when: float) -> str:
@@ -80,7 +80,7 @@ def test_quotes_backslashes_and_control_bytes_are_escaped() -> None:
 
 
 def test_json_fields() -> None:
-    fields = json.loads(format_json(record(referer=None)))
+    fields = json.loads(json_line(record(referer=None)))
     assert fields == {
         "remote_addr": "127.0.0.1",
         "time": "2026-01-01T00:00:00.250Z",
@@ -115,7 +115,7 @@ def test_any_request_is_one_parseable_line(
     assert match["bytes"] == (str(size) if size else "-")
     unescaped = re.sub(r"\\x([0-9A-F]{2})", lambda m: chr(int(m[1], 16)), match["request"])
     assert unescaped.encode("latin-1") == b"GET " + target + b" HTTP/1.1"
-    parsed = json.loads(format_json(rec))
+    parsed = json.loads(json_line(rec))
     assert parsed["path"].encode("latin-1") == target
     assert (parsed["status"], parsed["bytes_sent"]) == (status, size)
     for key, value in (("user_agent", agent), ("referer", referer)):

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zerohttp.http import connection as protocol
-from zerohttp.http.connection import header_pairs
+from zerohttp.http.http11 import keep_alive_requested
+from zerohttp.http.reader import header_pairs
 from zerohttp.http.simple_head import read_simple_head
 from zerohttp.message.response import RequestHead
 
@@ -44,7 +45,9 @@ def simple_reads(buffer: bytes, limit: int = LIMIT) -> Parsed | None:
     result = read_simple_head(buffer, limit)
     if result is None:
         return None
-    request, used = result
+    request, used, keep_alive = result
+    # the keep-alive it reads in the same pass is what the rule over the fields says
+    assert keep_alive == keep_alive_requested(request.http_version, request.headers)
     return (request.method, request.target, request.http_version, request.headers, buffer[used:])
 
 
@@ -256,7 +259,7 @@ def test_connections_read_common_requests_with_it(
     (tmp_path / "a.txt").write_bytes(b"hello")
     results: list[bool] = []
 
-    def counting(buffer: bytes, limit: int) -> tuple[RequestHead, int] | None:
+    def counting(buffer: bytes, limit: int) -> tuple[RequestHead, int, bool] | None:
         result = read_simple_head(buffer, limit)
         results.append(result is not None)
         return result

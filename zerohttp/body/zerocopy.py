@@ -216,23 +216,36 @@ class FileTransfer:
                 pass
 
 
-async def wait_writable(loop: asyncio.AbstractEventLoop, fd: int, timeout: float) -> None:
-    """Wait until ``fd`` accepts more bytes; TimeoutError after ``timeout`` s without that."""
-    waiter: asyncio.Future[None] = loop.create_future()
+def settle(waiter: asyncio.Future[None], exc: BaseException | None = None) -> None:
+    """Wake ``waiter`` once: with ``exc`` raised in it, or with a result when None."""
+    if not waiter.done():
+        if exc is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(exc)
 
-    def wake(exc: BaseException | None = None) -> None:
-        if not waiter.done():
-            if exc is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(exc)
 
-    loop.add_writer(fd, wake)
-    timer = loop.call_later(timeout, wake, TimeoutError("send timed out"))
+async def wait_or_time_out(
+    loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[None], timeout: float
+) -> None:
+    """Await ``waiter``; TimeoutError("send timed out") if nothing settles it in time.
+
+    The one future-plus-timer of the send paths: writability here, the transport's drain
+    in the connection's flow control."""
+    timer = loop.call_later(timeout, settle, waiter, TimeoutError("send timed out"))
     try:
         await waiter
     finally:
         timer.cancel()
+
+
+async def wait_writable(loop: asyncio.AbstractEventLoop, fd: int, timeout: float) -> None:
+    """Wait until ``fd`` accepts more bytes; TimeoutError after ``timeout`` s without that."""
+    waiter: asyncio.Future[None] = loop.create_future()
+    loop.add_writer(fd, settle, waiter)
+    try:
+        await wait_or_time_out(loop, waiter, timeout)
+    finally:
         loop.remove_writer(fd)
 
 

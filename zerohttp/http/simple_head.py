@@ -42,8 +42,9 @@ _DECLINED = frozenset({b"content-length", b"transfer-encoding", b"expect"})
 END_OF_HEAD = b"\r\n\r\n"
 
 
-def read_simple_head(buffer: bytes, max_head: int) -> tuple[RequestHead, int] | None:
-    """The request at the start of ``buffer`` and the bytes it used, or None to ask h11."""
+def read_simple_head(buffer: bytes, max_head: int) -> tuple[RequestHead, int, bool] | None:
+    """The request at the start of ``buffer``, the bytes it used and whether the client
+    asked to keep the connection (RFC 9112 §9.3), or None to ask h11."""
     end = buffer.find(END_OF_HEAD, 0, max_head)
     if end < 0:
         return None
@@ -56,12 +57,23 @@ def read_simple_head(buffer: bytes, max_head: int) -> tuple[RequestHead, int] | 
     fields = _FIELD_RE.findall(buffer, line_end, end)
     headers = tuple([(name.lower(), value.rstrip(b" \t")) for name, value in fields])
     hosts = 0
-    for name, _ in headers:
+    connection = None
+    for name, value in headers:
         if name in _DECLINED:
             return None
         if name == b"host":
             hosts += 1
+        elif name == b"connection":
+            connection = value if connection is None else connection + b"," + value
     if hosts != 1:
         return None
     method, target, version = line.groups()
-    return RequestHead(method, target, version, headers), end + 4
+    if connection is None:
+        keep_alive = version == b"1.1"
+    else:
+        tokens = {token.strip().lower() for token in connection.split(b",")}
+        if version == b"1.0":
+            keep_alive = b"keep-alive" in tokens and b"close" not in tokens
+        else:
+            keep_alive = b"close" not in tokens
+    return RequestHead(method, target, version, headers), end + 4, keep_alive

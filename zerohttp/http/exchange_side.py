@@ -1,0 +1,117 @@
+"""The HTTP/1.1 driver's side of an ``Exchange``: a request handed to a ``Responder``
+(the ASGI host) gets its body pumped from h11 with flow control, and its response written
+through the same paths as every other response."""
+
+from __future__ import annotations
+
+import logging
+
+import h11
+
+from ..body.zerocopy import Segment
+from ..message.response import error_response
+from .exchange import BODY_HIGH_WATER, Exchange, Responder
+from .http11 import CONTINUE_100
+from .phase import CLOSING, EXCHANGE, NEVER, DriverBase
+from .reader import Head
+
+logger = logging.getLogger("zerohttp")
+
+
+class ExchangeSide(DriverBase):
+    """What an ``Exchange`` calls on its connection (``exchange.Connection``)."""
+
+    __slots__ = ()
+
+    async def send_segments(self, fd: int, segments: list[Segment]) -> str:
+        """For an exchange: bytes and ranges of ``fd`` in order, zero-copy when possible.
+
+        Raises FileShrank, OSError or TimeoutError; the caller aborts the connection.
+        """
+        return await self.sender.send_segments(fd, segments)
+
+    def _start_exchange(self, head: Head, responder: Responder, *, body_pending: bool) -> None:
+        exchange = Exchange(
+            self, head.request, body_pending=body_pending, keep_alive=head.keep_alive
+        )
+        self.exchange = exchange
+        self.phase = EXCHANGE
+        task = self.loop.create_task(self._run_responder(responder, exchange))
+        responders = self.state.responders
+        responders.add(task)
+        task.add_done_callback(responders.discard)
+        if body_pending:
+            self._pump_body(exchange)
+
+    async def _run_responder(self, responder: Responder, exchange: Exchange) -> None:
+        try:
+            await responder.run(exchange)
+        except Exception:
+            logger.exception("responder failed for %r", exchange.request.target)
+        finally:
+            exchange.fail()  # a no-op once the response is complete
+
+    def _pump_body(self, exchange: Exchange) -> None:
+        """Move the request body from h11 to the exchange; stop reading above the mark."""
+        parser = self.parser
+        while parser is not None and not exchange.body_complete:
+            try:
+                event = parser.next_event()
+            except h11.RemoteProtocolError as exc:
+                self.abort_exchange(exchange, exc)
+                return
+            kind = type(event)
+            if kind is h11.Data:
+                exchange.feed(event.data)  # type: ignore[union-attr]
+            elif kind is h11.EndOfMessage:
+                exchange.feed_end()
+                self.deadline = NEVER  # the whole body is in: the wait for it is over
+            elif event is h11.NEED_DATA:
+                break
+            else:  # ConnectionClosed before the body ended
+                exchange.client_closed()
+                break
+        if exchange.buffered > BODY_HIGH_WATER:
+            self.flow.pause_reading()
+
+    def resume_body(self) -> None:
+        """The responder took the buffered body: read on, unless a next request waits."""
+        exchange = self.exchange
+        if self.flow.read_paused and exchange is not None and not exchange.body_complete:
+            self.flow.resume_reading()
+            self._await_body()  # we held the client back until now: its wait starts here
+            self._pump_body(exchange)
+
+    def send_continue(self) -> None:
+        """``100 Continue`` (once per request); the body it asks for is timed from now."""
+        if not self.sent_continue:
+            self.sent_continue = True
+            self.write(CONTINUE_100)
+        self._await_body()
+
+    def exchange_done(self, exchange: Exchange) -> None:
+        """The response is complete: on to the next request (the responder may run on)."""
+        if self.exchange is not exchange:
+            return
+        self.exchange = None
+        keep_alive = exchange.keep_alive and self.phase < CLOSING
+        if not exchange.body_complete:
+            keep_alive = False  # the rest of the body is still coming: never parse it as a head
+        if self.state.log.active:
+            self._log(exchange.request, exchange.status, exchange.body_path, exchange.body_bytes)
+        self._response_done(keep_alive)
+        if not self.busy:
+            self._process()
+
+    def exchange_failed(self, exchange: Exchange) -> None:
+        """Nothing of the response went out: answer 500 and close."""
+        if self.exchange is not exchange:
+            return
+        self.exchange = None
+        self._respond(self.head, error_response(500, close=True), keep_alive=False)
+
+    def abort_exchange(self, exchange: Exchange, exc: BaseException) -> None:
+        if self.exchange is exchange:
+            self.exchange = None
+        exchange.connection_lost()
+        self._abort(exc)
