@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import uvloop
@@ -24,7 +25,7 @@ PREFACE = b"ECHO/1\r\n"
 class EchoDriver(asyncio.Protocol):
     """The second protocol: every byte comes back, prefixed; counts its connections."""
 
-    made: list[EchoDriver] = []
+    made: ClassVar[list[EchoDriver]] = []
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -153,9 +154,7 @@ def test_an_upgrade_with_a_request_body_is_refused(
 ) -> None:
     async def test(state: ServerState, port: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(
-            b"POST / HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nContent-Length: 2\r\n\r\nhi"
-        )
+        writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nContent-Length: 2\r\n\r\nhi")
         head = await read_until(reader, b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 400 ")
         assert EchoDriver.made == []

@@ -132,7 +132,8 @@ class FileTransfer:
                 return False
             self._index += 1
             self._partial = 0
-        self.uncork()
+        if self._cork is not None:
+            self.uncork()
         return True
 
     def _send_bytes(self, data: bytes, flags: int) -> bool:
@@ -152,16 +153,19 @@ class FileTransfer:
         return True
 
     def _send_range(self, byte_range: ByteRange) -> bool:
-        sendfile = sendfile_function()
+        # sendfile_function(), inlined: looked up per use (tests wrap os.sendfile)
+        sendfile = None if _WINDOWS else getattr(os, "sendfile", None)
         if sendfile is None:
             raise SendfileUnsupported("os.sendfile is not available")
         out = self.sock.fileno()
-        while self._partial < byte_range.length:
+        start = byte_range.start
+        length = byte_range.end - start + 1
+        while self._partial < length:
             if self._turn_left <= 0:
                 self.yielded = True
                 return False
-            offset = byte_range.start + self._partial
-            count = min(byte_range.length - self._partial, SENDFILE_MAX_CHUNK, self._turn_left)
+            offset = start + self._partial
+            count = min(length - self._partial, SENDFILE_MAX_CHUNK, self._turn_left)
             try:
                 sent = sendfile(out, self.fd, offset, count)
             except BlockingIOError:

@@ -29,7 +29,7 @@ import h11
 from ..message.response import FileBody, RequestHead, Response, error_response
 from .closing import LINGER_IDLE
 from .driver import Upgrade, preface_state
-from .exchange import Exchange, Responder
+from .exchange import Exchange
 from .exchange_side import ExchangeSide
 from .filesender import FileSender
 from .flow import FlowControl
@@ -286,16 +286,22 @@ class HTTPConnection(Responding, ExchangeSide, Lifecycle):
             # Complete already: h11's EndOfMessage would only cost another next_event();
             # the parser (if any) is dropped after the response, keeping what it buffered.
             self.deadline = NEVER
-            answer = self._handle(request)
+            try:
+                answer = self.state.handler.handle(request)
+            except Exception:
+                answer = self._handler_failed(request)
             if isinstance(answer, Response):
-                self._respond(head, answer, self._keep_alive(head, answer))
+                self._respond(head, answer, head.keep_alive and not answer.close)
             elif isinstance(answer, Upgrade):
                 self._upgrade(head, answer)
             else:
                 self._start_exchange(head, answer, body_pending=False)
             return
         self._await_body()
-        answer = self._handle(request)
+        try:
+            answer = self.state.handler.handle(request)
+        except Exception:
+            answer = self._handler_failed(request)
         if isinstance(answer, Upgrade):  # an upgrade carries no body: refuse it whole
             answer = error_response(400, close=True)
         if not isinstance(answer, Response):
@@ -319,12 +325,10 @@ class HTTPConnection(Responding, ExchangeSide, Lifecycle):
         if head is not None and self.pending is not None and head.expects_continue:
             self.send_continue()
 
-    def _handle(self, request: RequestHead) -> Response | Responder | Upgrade:
-        try:
-            return self.state.handler.handle(request)
-        except Exception:
-            logger.exception("handler failed for %r", request.target)
-            return error_response(500, close=True)
+    @staticmethod
+    def _handler_failed(request: RequestHead) -> Response:
+        logger.exception("handler failed for %r", request.target)
+        return error_response(500, close=True)
 
     @staticmethod
     def _keep_alive(head: Head, response: Response) -> bool:
