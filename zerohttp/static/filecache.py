@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..message.response import ByteRange
+from ..message.response import ByteRange, RenderedFields
 from .representation import Representation
 
 Identity = tuple[int, int, int, int, int]
@@ -67,7 +67,7 @@ class CacheEntry:
     rep: Representation
     file: SharedFile
     path: str  # of the file sent (the sibling, for a precompressed representation)
-    fields_200: bytes  # the rendered fields of an unconditional 200
+    head_200: RenderedFields  # the fields of an unconditional 200, and their rendering
     segments_200: tuple[bytes | ByteRange, ...]
     checks: tuple[tuple[str, Identity], ...]
 

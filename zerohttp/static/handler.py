@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from ..errors import HTTPError
-from ..message.response import FileBody, RequestHead, Response, error_response, render_fields
+from ..message.response import FileBody, RequestHead, Response, error_response, rendered
 from .autoindex import render_listing
 from .filecache import CacheEntry, CacheKey, FileCache, SharedFile, identity_of
 from .files import Directory, FileResolver, NeedsSlash, NotFound, OpenFile
@@ -43,17 +43,30 @@ def method_not_allowed() -> Response:
 
 def options_response() -> Response:
     """204 for OPTIONS: what the resource (or the server, for ``*``) accepts."""
-    return Response(204, render_fields([("Allow", ALLOW)]))
+    return Response(204, (("Allow", ALLOW),))
 
 
 def listing_response(page: bytes) -> Response:
-    fields = [
+    fields = (
         ("Content-Type", "text/html; charset=utf-8"),
         ("Content-Length", str(len(page))),
         ("Cache-Control", "no-cache"),
         ("X-Content-Type-Options", "nosniff"),
-    ]
-    return Response(200, render_fields(fields), page)
+    )
+    return Response(200, fields, page)
+
+
+def under_prefix(response: Response, prefix: str) -> Response:
+    """``response`` as seen through a mount at ``prefix`` (percent-encoded, no trailing
+    slash): the handler's ``Location`` is a path from its own root, so it gains the prefix.
+
+    The one rewrite for every front end that mounts a handler below a path (``--mount``,
+    the ASGI ``StaticFiles`` under a ``root_path``).
+    """
+    location = response.field("Location")
+    if prefix and location is not None and location.startswith("/"):
+        response.set_field("Location", prefix + location)
+    return response
 
 
 def spa_fallback_applies(path: RequestPath) -> bool:
@@ -95,13 +108,8 @@ class StaticHandler:
         self.immutable = re.compile(config.immutable_pattern) if config.immutable_pattern else None
 
     def handle(self, request: RequestHead) -> Response:
-        response = self._route(request)
-        if request.method == b"HEAD":  # same fields as GET; the file need not stay open
-            response.release()
-            response.body = b""
-        return response
-
-    def _route(self, request: RequestHead) -> Response:
+        """The response to ``request``; to HEAD, GET's with the body still in it, which the
+        sender drops (``Response.body_for``)."""
         if request.method == b"OPTIONS":
             return options_response()
         if request.method not in SAFE_METHODS:
@@ -178,7 +186,7 @@ class StaticHandler:
             return self._planned(request, entry.rep, entry.file, entry.path)
         file = entry.file
         body = FileBody(file.acquire(), entry.path, entry.segments_200, owner=file)
-        return Response(200, entry.fields_200, body)
+        return Response(200, entry.head_200.fields, body, rendered=entry.head_200)
 
     def _planned(
         self, request: RequestHead, rep: Representation, file: SharedFile, path: str
@@ -188,7 +196,7 @@ class StaticHandler:
         if plan.status in (412, 416):
             return error_response(plan.status, plan.fields)
         body = FileBody(file.acquire(), path, plan.segments, owner=file)
-        return Response(plan.status, render_fields(plan.fields), body)
+        return Response(plan.status, tuple(plan.fields), body)
 
     def _cacheable(self, path: RequestPath, found: OpenFile, rep: Representation) -> bool:
         """Only what a single stat per file can revalidate: a file reached directly or as
@@ -224,7 +232,7 @@ class StaticHandler:
             rep,
             SharedFile(chosen.fd),
             chosen.path,
-            render_fields(plan.fields),
+            rendered(tuple(plan.fields)),
             plan.segments,
             tuple(checks),
         )
@@ -261,10 +269,10 @@ class StaticHandler:
         page = self.resolver.lookup(NOT_FOUND_PAGE, False)
         if not isinstance(page, OpenFile):
             return error_response(404)
-        fields = [
+        fields = (
             ("Content-Type", "text/html; charset=utf-8"),
             ("Content-Length", str(page.info.size)),
             ("X-Content-Type-Options", "nosniff"),
-        ]
+        )
         body = FileBody(page.fd, page.path, whole_file(page.info.size))
-        return Response(404, render_fields(fields), body)
+        return Response(404, fields, body)
