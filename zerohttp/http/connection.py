@@ -258,7 +258,7 @@ class HTTPConnection(asyncio.Protocol):
         state = self.state
         self.closing = True
         response = error_response(503, [("Retry-After", "1")], close=True)
-        head = render_head(503, response.fields, state.date.line(), keep_alive=False, http10=False)
+        head = render_head(response, state.date.line(), keep_alive=False, http10=False)
         transport.write(head + cast(bytes, response.body))
         if state.rejecting < REJECT_LINGER_MAX and transport.can_write_eof():
             state.rejecting += 1
@@ -477,17 +477,8 @@ class HTTPConnection(asyncio.Protocol):
         logged: bool = True,
     ) -> None:
         http10 = request is not None and request.http_version == b"1.0"
-        head = render_head(
-            response.status,
-            response.fields,
-            self.state.date.line(),
-            keep_alive=keep_alive,
-            http10=http10,
-        )
-        body = response.body
-        if request is not None and request.method == b"HEAD":
-            response.release()
-            body = b""
+        head = render_head(response, self.state.date.line(), keep_alive=keep_alive, http10=http10)
+        body = response.body if request is None else response.body_for(request.method)
         if isinstance(body, FileBody):
             if body.segments:
                 self._send_file(request, response.status, [head, *body.segments], body, keep_alive)
@@ -861,7 +852,7 @@ class HTTPConnection(asyncio.Protocol):
             self.pending = None
         response = error_response(408, close=True)
         http10 = request is not None and request.http_version == b"1.0"
-        head = render_head(408, response.fields, self.date_line(), keep_alive=False, http10=http10)
+        head = render_head(response, self.date_line(), keep_alive=False, http10=http10)
         body = cast(bytes, response.body)
         self.write(head + body)
         if self.state.log_responses:
