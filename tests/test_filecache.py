@@ -166,3 +166,25 @@ def test_cache_off_keeps_nothing_open(root: Path) -> None:
     for _ in range(3):
         body_of(get(app, b"/a.txt"))
     assert fd_names() - before == set()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        ((b"if-none-match", b"*"),),
+        ((b"if-modified-since", b"Fri, 01 Jan 2100 00:00:00 GMT"),),
+        ((b"accept-encoding", b"gzip"), (b"if-none-match", b"*")),
+    ],
+)
+def test_a_cached_304_is_the_uncached_one_rendered_once(
+    app: StaticHandler, root: Path, headers: tuple[tuple[bytes, bytes], ...]
+) -> None:
+    uncached = StaticHandler(Config(root=str(root), open_file_cache=0))
+    expected = get(uncached, b"/a.txt", *headers)
+    body_of(get(app, b"/a.txt"))  # now cached
+    for _ in range(2):
+        response = get(app, b"/a.txt", *headers)
+        assert (response.status, response.body) == (304, b"")
+        assert response.rendered is not None  # the entry's rendering, not a new one
+        assert response.field_lines() == expected.field_lines()
+    assert expected.status == 304
