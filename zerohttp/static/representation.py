@@ -1,7 +1,7 @@
 """From a chosen file representation and a request to status, header fields and body plan.
 
 Pure: ``plan_response`` reads request headers and the representation's facts and decides
-304/412 (``conditional.py``), 206/416 (``ranges.py``) or 200, rendering the header fields.
+304/412 (``conditional.py``), 206/416 (``ranges.py``) or 200, and the header fields.
 The body is a list of literal bytes and file ranges; the caller binds it to the open file.
 """
 
