@@ -93,7 +93,7 @@ def main() -> None:
     response = app.handle(head)
     response.release()
     date = DateHeader()
-    rendered = render_head(200, response.fields, date.line(), keep_alive=True, http10=False)
+    rendered = render_head(response, date.line(), keep_alive=True, http10=False)
     fd = os.open(path, os.O_RDONLY)
 
     def send() -> None:
@@ -128,11 +128,7 @@ def main() -> None:
         ("  os.stat revalidation", per_call(stat)),
         (
             "render status line + Date + fields",
-            per_call(
-                lambda: render_head(
-                    200, response.fields, date.line(), keep_alive=True, http10=False
-                )
-            ),
+            per_call(lambda: render_head(response, date.line(), keep_alive=True, http10=False)),
         ),
         ("send(head, MSG_MORE) + sendfile 1 KiB (+ reader drain)", per_call(send)),
     ]

@@ -179,9 +179,9 @@ def test_mount_serves_below_its_prefix_and_redirects_with_it(mount: Mount) -> No
     assert get(mount, b"/static/missing").status == 404
     redirect = get(mount, b"/static/sub?q=1")
     assert redirect.status == 308
-    assert b"Location: /static/sub/?q=1\r\n" in redirect.fields
+    assert b"Location: /static/sub/?q=1\r\n" in redirect.field_lines()
     bare = get(mount, b"/static?q")
-    assert bare.status == 308 and b"Location: /static/?q\r\n" in bare.fields
+    assert bare.status == 308 and b"Location: /static/?q\r\n" in bare.field_lines()
     assert get(mount, b"/static/../../etc/passwd").status in (400, 404)
 
 

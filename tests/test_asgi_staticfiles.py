@@ -38,6 +38,7 @@ from zerohttp.asgi.staticfiles import (
     ReadSegments,
     asgi_headers,
     delivery_for,
+    location_prefix,
     plan_messages,
     request_head,
     route_path,
@@ -46,6 +47,7 @@ from zerohttp.asgi.staticfiles import (
 from zerohttp.body.fallback import CHUNK_SIZE
 from zerohttp.errors import ConfigError
 from zerohttp.message.response import ByteRange, FileBody, Response
+from zerohttp.static.handler import under_prefix
 
 Message = dict[str, Any]
 
@@ -213,7 +215,7 @@ def multipart_parts(content_type: bytes | str, body: bytes) -> list[tuple[str, s
 
 
 def file_response(status: int, segments: tuple[bytes | ByteRange, ...], path: str) -> Response:
-    return Response(status, b"Content-Length: 1\r\n", FileBody(999, path, segments))
+    return Response(status, (("Content-Length", "1"),), FileBody(999, path, segments))
 
 
 def test_delivery_prefers_zerocopy_then_pathsend() -> None:
@@ -225,7 +227,7 @@ def test_delivery_prefers_zerocopy_then_pathsend() -> None:
 
 
 def test_plan_bytes_body_is_one_message() -> None:
-    response = Response(404, b"Content-Type: text/plain\r\nContent-Length: 3\r\n", b"no\n")
+    response = Response(404, (("Content-Type", "text/plain"), ("Content-Length", "3")), b"no\n")
     for delivery in Delivery:
         start, body = plan_messages(response, delivery)
         assert start == {
@@ -286,15 +288,21 @@ def test_plan_stream_reads_then_ends_the_body() -> None:
 
 
 def test_headers_lower_case_and_location_under_the_mount() -> None:
-    fields = b"Content-Type: text/plain\r\nLocation: /sub/?a=1\r\nX-Y: a: b\r\n"
+    fields = (("Content-Type", "text/plain"), ("Location", "/sub/?a=1"), ("X-Y", "a: b"))
     assert asgi_headers(fields) == [
         (b"content-type", b"text/plain"),
         (b"location", b"/sub/?a=1"),
         (b"x-y", b"a: b"),
     ]
-    assert asgi_headers(fields, "/static")[1] == (b"location", b"/static/sub/?a=1")
-    assert asgi_headers(fields, "/static/")[1] == (b"location", b"/static/sub/?a=1")
-    assert asgi_headers(fields, "/my files")[1] == (b"location", b"/my%20files/sub/?a=1")
+
+    def under(root_path: str) -> tuple[bytes, bytes]:
+        response = under_prefix(Response(308, fields), location_prefix(root_path))
+        return asgi_headers(response.fields)[1]
+
+    assert under("") == (b"location", b"/sub/?a=1")
+    assert under("/static") == (b"location", b"/static/sub/?a=1")
+    assert under("/static/") == (b"location", b"/static/sub/?a=1")
+    assert under("/my files") == (b"location", b"/my%20files/sub/?a=1")
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import uvloop
 from zerohttp.config import Config
 from zerohttp.http.connection import HTTPConnection, ServerState
 from zerohttp.http.driver import Upgrade, preface_state
-from zerohttp.message.response import RequestHead, Response, error_response, render_fields
+from zerohttp.message.response import RequestHead, Response, error_response
 from zerohttp.static.handler import StaticHandler
 
 PREFACE = b"ECHO/1\r\n"
@@ -51,8 +51,9 @@ class UpgradingHandler:
 
     def handle(self, request: RequestHead) -> Response | Upgrade:
         if request.header(b"upgrade") == b"echo":
-            fields = render_fields([("Upgrade", "echo"), ("Connection", "Upgrade")])
-            return Upgrade(Response(101, fields), EchoDriver)
+            return Upgrade(
+                Response(101, (("Upgrade", "echo"), ("Connection", "Upgrade"))), EchoDriver
+            )
         return self.static.handle(request)
 
 

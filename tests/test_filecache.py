@@ -70,11 +70,11 @@ def test_edit_in_place_is_served_at_once(app: StaticHandler, root: Path) -> None
 
 def test_same_size_new_mtime_changes_etag(app: StaticHandler, root: Path) -> None:
     first = get(app, b"/a.txt")
-    etag = first.fields
+    etag = first.field_lines()
     body_of(first)
     write(root / "a.txt", b"FIRST VERSION\n", PAST + 5)
     second = get(app, b"/a.txt")
-    assert second.fields != etag
+    assert second.field_lines() != etag
     assert body_of(second) == b"FIRST VERSION\n"
 
 
@@ -108,7 +108,7 @@ def test_path_swapped_for_symlink_out_of_root_is_404(app: StaticHandler, root: P
         (root / "a.txt").symlink_to(secret)
         response = get(app, b"/a.txt")
         assert response.status == 404
-        assert b"secret" not in response.fields
+        assert b"secret" not in response.field_lines()
     finally:
         secret.unlink()
 
@@ -118,7 +118,7 @@ def test_sibling_created_after_caching_is_negotiated(app: StaticHandler, root: P
     assert body_of(get(app, b"/a.txt", gzip)) == b"first version\n"
     write(root / "a.txt.gz", b"pretend gzip\n", PAST + 30)
     response = get(app, b"/a.txt", gzip)
-    assert b"Content-Encoding: gzip\r\n" in response.fields
+    assert b"Content-Encoding: gzip\r\n" in response.field_lines()
     assert body_of(response) == b"pretend gzip\n"
 
 
@@ -128,7 +128,7 @@ def test_sibling_older_than_a_newer_original_is_dropped(app: StaticHandler, root
     assert body_of(get(app, b"/a.txt", gzip)) == b"pretend gzip\n"
     write(root / "a.txt", b"newer original\n", PAST + 60)
     response = get(app, b"/a.txt", gzip)
-    assert b"Content-Encoding" not in response.fields
+    assert b"Content-Encoding" not in response.field_lines()
     assert body_of(response) == b"newer original\n"
 
 
@@ -142,7 +142,9 @@ def test_capacity_bounds_open_descriptors(app: StaticHandler) -> None:
 
 def test_conditional_request_on_a_cached_entry(app: StaticHandler) -> None:
     first = get(app, b"/a.txt")
-    fields = dict(line.split(": ", 1) for line in first.fields.decode().split("\r\n") if line)
+    fields = dict(
+        line.split(": ", 1) for line in first.field_lines().decode().split("\r\n") if line
+    )
     body_of(first)
     response = get(app, b"/a.txt", (b"if-none-match", fields["ETag"].encode()))
     assert response.status == 304
@@ -164,3 +166,25 @@ def test_cache_off_keeps_nothing_open(root: Path) -> None:
     for _ in range(3):
         body_of(get(app, b"/a.txt"))
     assert fd_names() - before == set()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        ((b"if-none-match", b"*"),),
+        ((b"if-modified-since", b"Fri, 01 Jan 2100 00:00:00 GMT"),),
+        ((b"accept-encoding", b"gzip"), (b"if-none-match", b"*")),
+    ],
+)
+def test_a_cached_304_is_the_uncached_one_rendered_once(
+    app: StaticHandler, root: Path, headers: tuple[tuple[bytes, bytes], ...]
+) -> None:
+    uncached = StaticHandler(Config(root=str(root), open_file_cache=0))
+    expected = get(uncached, b"/a.txt", *headers)
+    body_of(get(app, b"/a.txt"))  # now cached
+    for _ in range(2):
+        response = get(app, b"/a.txt", *headers)
+        assert (response.status, response.body) == (304, b"")
+        assert response.rendered is not None  # the entry's rendering, not a new one
+        assert response.field_lines() == expected.field_lines()
+    assert expected.status == 304

@@ -127,8 +127,8 @@ def test_good_values_still_reach_the_head(tmp_path: Path) -> None:
     )
     response = StaticHandler(options).handle(RequestHead(b"GET", b"/a.md", b"1.1"))
     response.release()
-    assert b"Cache-Control: public, max-age=60\r\n" in response.fields
-    assert b"Content-Type: text/x-md; charset=utf-8\r\n" in response.fields
+    assert b"Cache-Control: public, max-age=60\r\n" in response.field_lines()
+    assert b"Content-Type: text/x-md; charset=utf-8\r\n" in response.field_lines()
 
 
 # --- every setting that can reach a head is checked ------------------------------------------
@@ -165,7 +165,7 @@ def test_no_setting_lets_a_header_line_through(
         for target in (b"/a.md", b"/x", b"/x/", b"/missing", b"/a.md?q"):
             response = handler.handle(RequestHead(b"GET", target, b"1.1"))
             response.release()
-            assert b"X-Evil" not in response.fields, (field.name, value, target)
+            assert b"X-Evil" not in response.field_lines(), (field.name, value, target)
 
 
 # --- end to end: the CLI refuses to start, or sends the value intact -------------------------

@@ -38,7 +38,7 @@ def test_the_path_with_any_query_is_ok(target: bytes) -> None:
         response = check.answer(request(method, target))
         assert response is not None
         assert (response.status, response.body) == (200, b"ok\n")
-        assert response.fields == (
+        assert response.field_lines() == (
             b"Content-Type: text/plain\r\nContent-Length: 3\r\nCache-Control: no-store\r\n"
         )
 
@@ -56,7 +56,7 @@ def test_another_method_is_405_allowing_get_and_head() -> None:
     assert check is not None
     response = check.answer(request(b"POST", b"/healthz"))
     assert response is not None and response.status == 405
-    assert b"\r\nAllow: GET, HEAD\r\n" in b"\r\n" + response.fields
+    assert b"\r\nAllow: GET, HEAD\r\n" in b"\r\n" + response.field_lines()
 
 
 # --- over TCP ---------------------------------------------------------------------------

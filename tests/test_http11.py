@@ -14,7 +14,7 @@ from zerohttp.http.http11 import (
     render_head,
     request_error,
 )
-from zerohttp.message.response import render_fields
+from zerohttp.message.response import Response
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -150,12 +150,12 @@ def test_continue_line() -> None:
 # --- render_head -----------------------------------------------------------------------------
 
 
-def _fields(length: int = 2) -> bytes:
-    return render_fields([("Content-Type", "text/plain"), ("Content-Length", str(length))])
+def _response(status: int = 200, length: int = 2) -> Response:
+    return Response(status, (("Content-Type", "text/plain"), ("Content-Length", str(length))))
 
 
 def test_render_head_layout_keep_alive_11() -> None:
-    head = render_head(200, _fields(), DATE_LINE, keep_alive=True, http10=False)
+    head = render_head(_response(), DATE_LINE, keep_alive=True, http10=False)
     assert head == (
         b"HTTP/1.1 200 OK\r\n"
         b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
@@ -178,7 +178,7 @@ def test_render_head_layout_keep_alive_11() -> None:
 def test_render_head_connection_field(
     keep_alive: bool, http10: bool, connection: bytes | None
 ) -> None:
-    head = render_head(404, _fields(), DATE_LINE, keep_alive=keep_alive, http10=http10)
+    head = render_head(_response(404), DATE_LINE, keep_alive=keep_alive, http10=http10)
     assert head.startswith(b"HTTP/1.1 404 Not Found\r\n" + DATE_LINE)
     assert head.endswith(b"\r\n\r\n")
     assert head.count(b"\r\n\r\n") == 1
@@ -200,7 +200,7 @@ def test_render_head_connection_field(
     ],
 )
 def test_render_head_status_line(status: int, line: bytes) -> None:
-    head = render_head(status, b"", DATE_LINE, keep_alive=True, http10=False)
+    head = render_head(Response(status), DATE_LINE, keep_alive=True, http10=False)
     assert head.startswith(line + DATE_LINE)
 
 
@@ -233,7 +233,7 @@ def _client_receive(data: bytes) -> tuple[h11.Connection, list[h11.Event]]:
 def test_render_head_is_valid_http_for_h11(
     keep_alive: bool, http10: bool, client_state: object, connection: bytes | None
 ) -> None:
-    head = render_head(200, _fields(2), DATE_LINE, keep_alive=keep_alive, http10=http10)
+    head = render_head(_response(200, 2), DATE_LINE, keep_alive=keep_alive, http10=http10)
     client, events = _client_receive(head + b"hi")
     response, data, end = events
     assert isinstance(response, h11.Response)
@@ -254,8 +254,8 @@ def test_render_head_is_valid_http_for_h11(
 
 
 def test_render_head_without_body_fields_for_h11() -> None:
-    fields = render_fields([("Location", "/docs/"), ("Content-Length", "0")])
-    head = render_head(308, fields, DATE_LINE, keep_alive=True, http10=False)
+    response = Response(308, (("Location", "/docs/"), ("Content-Length", "0")))
+    head = render_head(response, DATE_LINE, keep_alive=True, http10=False)
     _, events = _client_receive(head)
     response, end = events
     assert isinstance(response, h11.Response)

@@ -366,10 +366,10 @@ def test_416_response_has_no_duplicate_fields() -> None:
     """Regression: the plan's fields once repeated error_response's X-Content-Type-Options."""
     plan = plan_response(request(range=b"bytes=1000-"), rep(encoding="br", vary=True))
     response = error_response(plan.status, plan.fields)
-    names = [line.split(b":")[0] for line in response.fields.split(b"\r\n") if line]
+    names = [line.split(b":")[0] for line in response.field_lines().split(b"\r\n") if line]
     assert len(names) == len(set(names)), names
     assert b"Content-Encoding" not in names
-    assert b"Content-Range: bytes */1000\r\n" in response.fields
+    assert b"Content-Range: bytes */1000\r\n" in response.field_lines()
 
 
 # --- Last-Modified never in the future -----------------------------------------------------------

@@ -26,7 +26,7 @@ from prometheus_client.core import (
 )
 
 from .http.stats import DURATION_BUCKETS, Stats
-from .message.response import RequestHead, Response, error_response, render_fields
+from .message.response import RequestHead, Response, error_response
 from .static.filecache import FileCache
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -103,8 +103,8 @@ class MetricsHandler:
         if request.target.partition(b"?")[0] != b"/metrics":
             return error_response(404)
         body = render(self.source)
-        fields = [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))]
-        return Response(200, render_fields(fields), body)
+        fields = (("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body))))
+        return Response(200, fields, body)
 
 
 class ProcessStats:

@@ -20,8 +20,8 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from ..http.exchange import ClientDisconnected, Exchange, Responder
-from ..message.response import RequestHead, Response, error_response, render_fields
-from ..static.handler import StaticHandler
+from ..message.response import RequestHead, Response, error_response
+from ..static.handler import StaticHandler, under_prefix
 from .loader import ASGIApp, Message
 
 logger = logging.getLogger("zerohttp")
@@ -52,12 +52,7 @@ class Mount:
             location = (self.prefix + b"/" + rest).decode("latin-1")
             return error_response(308, [("Location", location)])
         inner = RequestHead(request.method, rest, request.http_version, request.headers)
-        response = self.handler.handle(inner)
-        if response.status == 308:  # the handler's Location is relative to the mount
-            response.fields = response.fields.replace(
-                b"Location: /", b"Location: " + self.prefix + b"/", 1
-            )
-        return response
+        return under_prefix(self.handler.handle(inner), self.prefix.decode("latin-1"))
 
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
@@ -81,8 +76,8 @@ def is_websocket_upgrade(headers: Sequence[tuple[bytes, bytes]]) -> bool:
 def websocket_refusal() -> Response:
     """501 with a body that says why, instead of passing a handshake the app cannot finish."""
     body = WEBSOCKET_REFUSAL.encode("ascii") + b"\n"
-    fields = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
-    return Response(501, render_fields(fields), body)
+    fields = (("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))))
+    return Response(501, fields, body)
 
 
 class ASGIHost:

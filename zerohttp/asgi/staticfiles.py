@@ -35,7 +35,7 @@ from urllib.parse import quote, unquote_to_bytes
 from ..body.fallback import copy_segments
 from ..errors import ConfigError
 from ..message.response import ByteRange, FileBody, RequestHead, Response, error_response
-from ..static.handler import StaticHandler, redirect_response
+from ..static.handler import StaticHandler, redirect_response, under_prefix
 from ..static.options import StaticOptions
 from ..static.paths import RequestPath
 from ..static.representation import whole_file
@@ -157,23 +157,14 @@ def path_is_faithful(raw_path: bytes | None, route: str) -> bool:
     return True
 
 
-def asgi_headers(fields: bytes, root_path: str = "") -> list[tuple[bytes, bytes]]:
-    """The core's rendered ``Name: value`` lines as ASGI pairs (names must be lower-case).
+def location_prefix(root_path: str) -> str:
+    """The mount's ``root_path`` as a Location prefix: percent-encoded, no trailing slash."""
+    return quote(root_path.rstrip("/"), safe=_LOCATION_SAFE)
 
-    A Location is a path from the server's root as the core sees it; behind a mount the
-    client must be sent back under the mount, so it gets the ``root_path`` prefix.
-    """
-    prefix = quote(root_path.rstrip("/"), safe=_LOCATION_SAFE).encode("ascii")
-    headers: list[tuple[bytes, bytes]] = []
-    for line in fields.split(b"\r\n"):
-        if not line:
-            continue
-        name, _, value = line.partition(b":")
-        name, value = name.strip().lower(), value.strip()
-        if name == b"location" and value.startswith(b"/"):
-            value = prefix + value
-        headers.append((name, value))
-    return headers
+
+def asgi_headers(fields: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """The core's fields as ASGI pairs (names must be lower-case)."""
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in fields]
 
 
 def body_message(body: bytes, more_body: bool) -> Message:
@@ -185,7 +176,6 @@ def plan_messages(
     response: Response,
     delivery: Delivery,
     *,
-    root_path: str = "",
     path_size: int | None = None,
 ) -> list[Step]:
     """The messages that send ``response`` over a host offering ``delivery``.
@@ -199,7 +189,7 @@ def plan_messages(
     start: Message = {
         "type": "http.response.start",
         "status": response.status,
-        "headers": asgi_headers(response.fields, root_path),
+        "headers": asgi_headers(response.fields),
     }
     body = response.body
     if isinstance(body, bytes):
@@ -473,9 +463,7 @@ class StaticFiles:
                 and isinstance(body, FileBody)
             ):
                 size = same_file_size(body)
-            steps = plan_messages(
-                response, delivery, root_path=scope.get("root_path", ""), path_size=size
-            )
+            steps = plan_messages(response, delivery, path_size=size)
             watch = spec_version(scope) < (2, 4)
             try:
                 await run_plan(steps, body, send, receive if watch else None)
@@ -485,33 +473,32 @@ class StaticFiles:
             response.release()
 
     def respond(self, scope: Scope) -> Response:
-        """The core's answer to this scope (a FileBody in it must be released).
+        """The core's answer to this scope as it is sent: to HEAD without its body, and a
+        Location under ``root_path`` (a FileBody in it must be released).
 
         Raises Starlette's HTTPException for a plain 404 under Starlette (see the class).
         """
+        response = self._answer(scope)
+        response.body = response.body_for(scope["method"].encode("latin-1", "replace"))
+        return under_prefix(response, location_prefix(scope.get("root_path", "")))
+
+    def _answer(self, scope: Scope) -> Response:
         handlers = self._handlers or self.handlers()
         route = route_path(scope)
-        method = scope["method"]
-        if method in ("GET", "HEAD"):  # other methods: the handler answers by method alone
+        if scope["method"] in ("GET", "HEAD"):  # other methods: answered by method alone
             if route == "":
                 # The mount point itself, e.g. "/static": its relative links need the slash.
                 if 308 in self.misses:
-                    return _for_method(not_found(scope), method)
-                mount_point = RequestPath((), True, scope.get("query_string", b""))
-                return _for_method(redirect_response(mount_point), method)
+                    return not_found(scope)
+                return redirect_response(RequestPath((), True, scope.get("query_string", b"")))
             if not path_is_faithful(scope.get("raw_path"), route):
-                return _for_method(error_response(400), method)
+                return error_response(400)
         else:
             route = "/"
         request = request_head(scope, route)
-        if method == "HEAD":  # asked as GET, so a miss still shows whether it has a page
-            request.method = b"GET"
         response = handlers[0].handle(request)
         if response.status in self.misses:
             response = self._after_miss(response, handlers[1:], request) or not_found(scope)
-        if method == "HEAD":
-            response.release()
-            response.body = b""
         return response
 
     def _after_miss(
@@ -591,13 +578,6 @@ def package_directory(package: str | tuple[str, str]) -> str:
     if not os.path.isdir(directory):
         raise ConfigError(f"StaticFiles(packages=...): no directory {folder!r} in package {name!r}")
     return directory
-
-
-def _for_method(response: Response, method: str) -> Response:
-    """HEAD gets GET's fields without the body, as ``StaticHandler.handle`` does."""
-    if method == "HEAD":
-        response.body = b""
-    return response
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..message.response import RequestHead, Response, error_response, render_fields
+from ..message.response import RequestHead, Response, error_response
 
 OK_BODY = b"ok\n"
 
 
 @dataclass(frozen=True, slots=True)
 class HealthCheck:
-    """The path and its two responses, rendered once."""
+    """The path and its two responses, built once (shared: never changed after)."""
 
     path: bytes
     with_query: bytes  # the path followed by "?": a query string is ignored
@@ -35,16 +35,11 @@ def health_check(path: str) -> HealthCheck | None:
     """The check for ``path`` (validated by Config: an ASCII URL path), None when off."""
     if not path:
         return None
-    ok = Response(
-        200,
-        render_fields(
-            [
-                ("Content-Type", "text/plain"),
-                ("Content-Length", str(len(OK_BODY))),
-                ("Cache-Control", "no-store"),
-            ]
-        ),
-        OK_BODY,
+    fields = (
+        ("Content-Type", "text/plain"),
+        ("Content-Length", str(len(OK_BODY))),
+        ("Cache-Control", "no-store"),
     )
+    ok = Response(200, fields, OK_BODY)
     encoded = path.encode("ascii")
     return HealthCheck(encoded, encoded + b"?", ok, error_response(405, [("Allow", "GET, HEAD")]))

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..message.response import SERVER_NAME, status_line
+from ..message.response import SERVER_NAME, STATUS_LINES, Response, omits_body, status_line
 
 SUPPORTED_VERSIONS = (b"1.1", b"1.0")
 CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -98,10 +98,13 @@ def expects_continue(http_version: bytes, headers: Headers) -> bool:
     )
 
 
-def render_head(
-    status: int, fields: bytes, date_line: bytes, *, keep_alive: bool, http10: bool
-) -> bytes:
-    """Status line, Date, Server, the core's fields and the Connection field, then CRLF."""
+def render_head(response: Response, date_line: bytes, *, keep_alive: bool, http10: bool) -> bytes:
+    """Status line, Date, Server, the core's fields and the Connection field, then CRLF.
+
+    The one rendering of a core response's head; its fields come from
+    ``Response.field_lines`` (a cached rendering when the open-file cache made one).
+    """
+    status = response.status
     if not keep_alive:
         connection = b"Connection: close\r\n"
     elif http10:
@@ -110,12 +113,12 @@ def render_head(
         connection = b""
     return b"".join(
         (
-            status_line(status),
+            STATUS_LINES.get(status) or status_line(status),
             date_line,
             b"Server: ",
             SERVER_NAME,
             b"\r\n",
-            fields,
+            response.field_lines(),
             connection,
             b"\r\n",
         )
@@ -166,7 +169,7 @@ def app_response_framing(
         elif name == b"connection" and b"close" in value.lower():
             keep_alive = False
     no_content = status < 200 or status in (204, 304)
-    bodiless = no_content or method == b"HEAD"
+    bodiless = no_content or omits_body(method)
     chunked = length is None and not no_content and http_version == b"1.1"
     if length is None and not no_content and not chunked:
         keep_alive = False  # HTTP/1.0: the end of the body is the end of the connection

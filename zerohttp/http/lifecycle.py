@@ -55,7 +55,7 @@ class Lifecycle(DriverBase):
         self.phase = CLOSING
         self.flow.closed = True
         response = error_response(503, [("Retry-After", "1")], close=True)
-        head = render_head(503, response.fields, state.date.line(), keep_alive=False, http10=False)
+        head = render_head(response, state.date.line(), keep_alive=False, http10=False)
         transport.write(head + cast(bytes, response.body))
         if state.rejecting < REJECT_LINGER_MAX and half_close(transport):
             state.rejecting += 1
@@ -103,9 +103,7 @@ class Lifecycle(DriverBase):
         request = head.request if head is not None else None
         response = error_response(408, close=True)
         http10 = request is not None and request.http_version == b"1.0"
-        rendered = render_head(
-            408, response.fields, self.date_line(), keep_alive=False, http10=http10
-        )
+        rendered = render_head(response, self.date_line(), keep_alive=False, http10=http10)
         body = cast(bytes, response.body)
         self.write(rendered + body)
         if self.state.log.active:
@@ -152,8 +150,7 @@ class Lifecycle(DriverBase):
     def _upgrade(self, head: Head, upgrade: Upgrade) -> None:
         """Send the 101, then hand the transport and the bytes past this head over."""
         response = upgrade.response
-        self.write(render_head(response.status, response.fields, self.state.date.line(),
-                               keep_alive=True, http10=False))  # fmt: skip
+        self.write(render_head(response, self.state.date.line(), keep_alive=True, http10=False))
         if self.state.log.active:
             self._log(head.request, response.status, "memory", 0)
         leftover = self.buffer

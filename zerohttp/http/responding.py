@@ -32,13 +32,9 @@ class Responding(DriverBase):
         request = head.request if head is not None else None
         http10 = request is not None and request.http_version == b"1.0"
         rendered = render_head(
-            response.status, response.fields, self.state.date.line(),
-            keep_alive=keep_alive, http10=http10,
-        )  # fmt: skip
-        body = response.body
-        if request is not None and request.method == b"HEAD":
-            response.release()
-            body = b""
+            response, self.state.date.line(), keep_alive=keep_alive, http10=http10
+        )
+        body = response.body if request is None else response.body_for(request.method)
         if isinstance(body, FileBody):
             if body.segments:
                 self._send_file(

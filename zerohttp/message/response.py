@@ -1,15 +1,19 @@
 """The message model: plain data passed between the handlers and the protocol drivers.
 
-The core returns a ``Response`` whose header fields are already rendered bytes, so a
-later file cache can hand out the same bytes for every request of a file version; the
-connection layer only adds the status line, ``Date`` and ``Connection`` before writing.
+A ``Response`` keeps its header fields as ``(name, value)`` pairs until the head is
+written, so every rule that acts on a response after the handler (HEAD, a mount prefix's
+``Location``, per-path field rules) works on that structure, never on rendered bytes.
+Rendering is ``render_fields``; the open-file cache keeps a ``RenderedFields`` per file
+version, and a response built from it carries it so the hot path writes cached bytes. The
+rendering is used only while it is of the response's current ``fields`` tuple (checked by
+identity), so a rule that changes a field drops it without having to know about it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Protocol
 
@@ -80,19 +84,85 @@ class FileBody:
         return sum(len(s) if isinstance(s, bytes) else s.length for s in self.segments)
 
 
+Field = tuple[str, str]
+Fields = tuple[Field, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedFields:
+    """``fields`` and ``render_fields(fields)``, kept together by a cache of responses."""
+
+    fields: Fields
+    data: bytes
+
+
+def rendered(fields: Fields) -> RenderedFields:
+    return RenderedFields(fields, render_fields(fields))
+
+
+def omits_body(method: bytes) -> bool:
+    """RFC 9110 §9.3.2: the response to HEAD is GET's status and fields without the body.
+
+    The one statement of the rule: ``Response.body_for`` for the core's responses and
+    the framing of an application's (``http.http11``) both ask it.
+    """
+    return method == b"HEAD"
+
+
 @dataclass(slots=True)
 class Response:
-    """Status, rendered header fields and a body: bytes, a file region, or nothing.
+    """Status, header fields and a body: bytes, a file region, or nothing.
 
-    ``content_length`` is what the ``Content-Length`` field says; for HEAD it describes
-    the body that a GET would have carried while ``body`` stays empty.
+    ``fields`` are ``(name, value)`` pairs in order, the value as it goes on the wire;
+    change them by assigning a new tuple (or with ``set_field``). ``rendered`` is an
+    optional cached rendering, used only while ``rendered.fields is fields``.
     """
 
     status: int
-    fields: bytes = b""
+    fields: Fields = ()
     body: bytes | FileBody = b""
     close: bool = False
-    info: dict[str, object] = field(default_factory=dict)
+    rendered: RenderedFields | None = None
+
+    def field_lines(self) -> bytes:
+        """The fields as ``Name: value\\r\\n`` lines: the cached rendering while it is current."""
+        cached = self.rendered
+        if cached is not None and cached.fields is self.fields:
+            return cached.data
+        return render_fields(self.fields)
+
+    def field(self, name: str) -> str | None:
+        """The last value of field ``name`` (any case), or None."""
+        name = name.lower()
+        found = None
+        for key, value in self.fields:
+            if key.lower() == name:
+                found = value
+        return found
+
+    def set_field(self, name: str, value: str) -> None:
+        """Field ``name`` is ``value``: the first such field's value replaced, any others
+        removed, appended when there was none."""
+        lower = name.lower()
+        fields: list[Field] = []
+        done = False
+        for key, old in self.fields:
+            if key.lower() != lower:
+                fields.append((key, old))
+            elif not done:
+                fields.append((key, value))
+                done = True
+        if not done:
+            fields.append((name, value))
+        self.fields = tuple(fields)
+
+    def body_for(self, method: bytes) -> bytes | FileBody:
+        """The body to send for a request with ``method``; for HEAD none, and a file
+        this response holds is released now (the fields still describe GET's body)."""
+        if omits_body(method):
+            self.release()
+            return b""
+        return self.body
 
     def release(self) -> None:
         if isinstance(self.body, FileBody):
@@ -114,22 +184,18 @@ def status_line(status: int) -> bytes:
     return STATUS_LINES.get(status) or _status_line(status)
 
 
-def render_fields(fields: Iterable[tuple[str, str]]) -> bytes:
+def render_fields(fields: Iterable[Field]) -> bytes:
     """``Name: value\\r\\n`` lines; values are produced by the core, never copied from a request."""
     return b"".join(f"{name}: {value}\r\n".encode("latin-1") for name, value in fields)
 
 
-def error_response(
-    status: int, extra: Iterable[tuple[str, str]] = (), *, close: bool = False
-) -> Response:
+def error_response(status: int, extra: Iterable[Field] = (), *, close: bool = False) -> Response:
     """A short plain-text error page, e.g. ``404 Not Found``."""
     body = f"{status} {HTTPStatus(status).phrase}\n".encode("ascii")
-    fields = render_fields(
-        [
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            ("X-Content-Type-Options", "nosniff"),
-            *extra,
-        ]
+    fields = (
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        ("X-Content-Type-Options", "nosniff"),
+        *extra,
     )
     return Response(status, fields, body, close=close)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..message.response import ByteRange
+from ..message.response import ByteRange, RenderedFields
 from .representation import Representation
 
 Identity = tuple[int, int, int, int, int]
@@ -25,13 +25,6 @@ Identity = tuple[int, int, int, int, int]
 
 def identity_of(st: os.stat_result) -> Identity:
     return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def current_identity(path: str) -> Identity | None:
-    try:
-        return identity_of(os.stat(path))
-    except OSError:
-        return None
 
 
 class SharedFile:
@@ -67,12 +60,20 @@ class CacheEntry:
     rep: Representation
     file: SharedFile
     path: str  # of the file sent (the sibling, for a precompressed representation)
-    fields_200: bytes  # the rendered fields of an unconditional 200
+    head_200: RenderedFields  # the fields of an unconditional 200, and their rendering
+    head_304: RenderedFields  # the same for a 304 (validators and Cache-Control, Vary)
     segments_200: tuple[bytes | ByteRange, ...]
-    checks: tuple[tuple[str, Identity], ...]
+    checks: tuple[tuple[bytes, Identity], ...]  # paths as bytes: os.stat skips encoding
 
     def still_valid(self) -> bool:
-        return all(current_identity(path) == expected for path, expected in self.checks)
+        for path, expected in self.checks:  # a plain loop: this runs on every hit
+            try:
+                st = os.stat(path)
+            except OSError:
+                return False
+            if (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != expected:
+                return False
+        return True
 
 
 CacheKey = tuple[bytes, bytes | None]  # request target, Accept-Encoding value

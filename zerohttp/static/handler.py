@@ -14,10 +14,9 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from typing import NamedTuple
 
 from ..errors import HTTPError
-from ..message.response import FileBody, RequestHead, Response, error_response, render_fields
+from ..message.response import FileBody, RequestHead, Response, error_response, rendered
 from .autoindex import render_listing
 from .filecache import CacheEntry, CacheKey, FileCache, SharedFile, identity_of
 from .files import Directory, FileResolver, NeedsSlash, NotFound, OpenFile
@@ -25,9 +24,17 @@ from .media_types import MediaTypes
 from .negotiation import SIBLING_SUFFIXES, choose_encoding, parse_accept_encoding
 from .options import StaticOptions
 from .paths import RequestPath, parse_target
-from .representation import IMMUTABLE, Representation, plan_response, whole_file
+from .representation import (
+    IMMUTABLE,
+    Plan,
+    Representation,
+    plan_after,
+    plan_response,
+    precondition,
+    validator_fields,
+    whole_file,
+)
 
-SAFE_METHODS = (b"GET", b"HEAD")
 ALLOW = "GET, HEAD, OPTIONS"
 NOT_FOUND_PAGE = "404.html"
 
@@ -43,17 +50,30 @@ def method_not_allowed() -> Response:
 
 def options_response() -> Response:
     """204 for OPTIONS: what the resource (or the server, for ``*``) accepts."""
-    return Response(204, render_fields([("Allow", ALLOW)]))
+    return Response(204, (("Allow", ALLOW),))
 
 
 def listing_response(page: bytes) -> Response:
-    fields = [
+    fields = (
         ("Content-Type", "text/html; charset=utf-8"),
         ("Content-Length", str(len(page))),
         ("Cache-Control", "no-cache"),
         ("X-Content-Type-Options", "nosniff"),
-    ]
-    return Response(200, render_fields(fields), page)
+    )
+    return Response(200, fields, page)
+
+
+def under_prefix(response: Response, prefix: str) -> Response:
+    """``response`` as seen through a mount at ``prefix`` (percent-encoded, no trailing
+    slash): the handler's ``Location`` is a path from its own root, so it gains the prefix.
+
+    The one rewrite for every front end that mounts a handler below a path (``--mount``,
+    the ASGI ``StaticFiles`` under a ``root_path``).
+    """
+    location = response.field("Location")
+    if prefix and location is not None and location.startswith("/"):
+        response.set_field("Location", prefix + location)
+    return response
 
 
 def spa_fallback_applies(path: RequestPath) -> bool:
@@ -67,13 +87,10 @@ PLAN_HEADERS = frozenset(
 )
 
 
-class HeaderScan(NamedTuple):
-    accept: bytes | None  # Accept-Encoding
-    plain: bool  # no conditional or Range header: a cached 200 can be sent as rendered
-
-
-def scan_headers(headers: Sequence[tuple[bytes, bytes]]) -> HeaderScan:
-    """One pass over the request headers for what the static handler looks at first."""
+def scan_headers(headers: Sequence[tuple[bytes, bytes]]) -> tuple[bytes | None, bool]:
+    """One pass over the request headers for what the static handler looks at first:
+    Accept-Encoding, and whether the request is plain (no conditional or Range header: a
+    cached 200 can be sent as it is)."""
     accept = None
     plain = True
     for name, value in headers:
@@ -81,7 +98,7 @@ def scan_headers(headers: Sequence[tuple[bytes, bytes]]) -> HeaderScan:
             accept = value
         elif name in PLAN_HEADERS:
             plain = False
-    return HeaderScan(accept, plain)
+    return accept, plain
 
 
 class StaticHandler:
@@ -93,29 +110,45 @@ class StaticHandler:
         self.resolver = FileResolver(config.root, config.index)
         self.media_types = MediaTypes(config.mime_overrides)
         self.immutable = re.compile(config.immutable_pattern) if config.immutable_pattern else None
+        self.negotiates = bool(config.precompressed)  # the cache key holds Accept-Encoding
 
     def handle(self, request: RequestHead) -> Response:
-        response = self._route(request)
-        if request.method == b"HEAD":  # same fields as GET; the file need not stay open
-            response.release()
-            response.body = b""
-        return response
+        """The response to ``request``; to HEAD, GET's with the body still in it, which the
+        sender drops (``Response.body_for``).
 
-    def _route(self, request: RequestHead) -> Response:
-        if request.method == b"OPTIONS":
-            return options_response()
-        if request.method not in SAFE_METHODS:
-            return method_not_allowed()
-        scan = scan_headers(request.headers)
-        key: CacheKey | None = None
-        if self.cache is not None:
-            key = (
-                request.target.partition(b"?")[0],
-                scan.accept if self.config.precompressed else None,
-            )
-            entry = self.cache.get(key)
-            if entry is not None:
-                return self._from_entry(request, entry, scan.plain)
+        A hit in the open-file cache is answered here, in as few steps as it takes: it is
+        most requests, and what it costs is most of a small file's server time.
+        """
+        method = request.method
+        if method != b"GET" and method != b"HEAD":
+            return options_response() if method == b"OPTIONS" else method_not_allowed()
+        accept, plain = scan_headers(request.headers)
+        cache = self.cache
+        if cache is None:
+            return self._lookup(request, accept, plain, None)
+        target = request.target
+        if b"?" in target:
+            target = target.partition(b"?")[0]
+        key = (target, accept if self.negotiates else None)
+        entry = cache.get(key)
+        if entry is None:
+            return self._lookup(request, accept, plain, key)
+        if not plain:
+            return self._conditional(request, entry)
+        file = entry.file
+        head = entry.head_200
+        return Response(
+            200,
+            head.fields,
+            FileBody(file.acquire(), entry.path, entry.segments_200, file),
+            False,
+            head,
+        )
+
+    def _lookup(
+        self, request: RequestHead, accept: bytes | None, plain: bool, key: CacheKey | None
+    ) -> Response:
+        """The response when the cache has none: the path decoded and looked up on disk."""
         try:
             path = parse_target(request.target)
         except HTTPError as exc:
@@ -140,7 +173,7 @@ class StaticHandler:
             if not isinstance(found, OpenFile):
                 return self._not_found()
             key = None  # the route may become a real file: never cache a fallback
-        return self._file_response(request, path, found, scan.accept, key)
+        return self._file_response(request, path, found, accept, plain, key)
 
     def _file_response(
         self,
@@ -148,6 +181,7 @@ class StaticHandler:
         path: RequestPath,
         found: OpenFile,
         accept: bytes | None,
+        plain: bool,
         key: CacheKey | None,
     ) -> Response:
         chosen, encoding, vary = self._negotiate(accept, found)
@@ -165,30 +199,40 @@ class StaticHandler:
         if chosen is not found:
             os.close(found.fd)
         if entry is not None:
-            return self._planned(request, entry.rep, entry.file, entry.path)
+            return self._from_entry(request, entry, plain)
         file = SharedFile(chosen.fd)
         try:
-            return self._planned(request, rep, file, chosen.path)
+            return self._bind(plan_response(request, rep), file, chosen.path)
         finally:
             file.retire()  # closes now, or when the response has been sent
 
     def _from_entry(self, request: RequestHead, entry: CacheEntry, plain: bool) -> Response:
-        """A response from a cached representation; pre-rendered when nothing is conditional."""
+        """A response from a cached representation; as rendered when nothing is conditional.
+        (``handle`` has it inline for a hit.)"""
         if not plain:
-            return self._planned(request, entry.rep, entry.file, entry.path)
+            return self._conditional(request, entry)
         file = entry.file
-        body = FileBody(file.acquire(), entry.path, entry.segments_200, owner=file)
-        return Response(200, entry.fields_200, body)
+        body = FileBody(file.acquire(), entry.path, entry.segments_200, file)
+        return Response(200, entry.head_200.fields, body, False, entry.head_200)
 
-    def _planned(
-        self, request: RequestHead, rep: Representation, file: SharedFile, path: str
-    ) -> Response:
-        """304/412/416/206/200 for ``rep``; a body holds a reference on ``file``."""
-        plan = plan_response(request, rep)
+    def _conditional(self, request: RequestHead, entry: CacheEntry) -> Response:
+        """A cached representation for a request with conditions or a Range; a 304 is sent
+        as the entry rendered it."""
+        status = precondition(request, entry.rep)
+        if status == 304:
+            head = entry.head_304
+            return Response(304, head.fields, b"", False, head)
+        return self._bind(plan_after(request, entry.rep, status), entry.file, entry.path)
+
+    @staticmethod
+    def _bind(plan: Plan, file: SharedFile, path: str) -> Response:
+        """The response for ``plan``; a body holds a reference on ``file``."""
         if plan.status in (412, 416):
             return error_response(plan.status, plan.fields)
+        if plan.status == 304:  # no body: the file is not needed
+            return Response(304, tuple(plan.fields))
         body = FileBody(file.acquire(), path, plan.segments, owner=file)
-        return Response(plan.status, render_fields(plan.fields), body)
+        return Response(plan.status, tuple(plan.fields), body)
 
     def _cacheable(self, path: RequestPath, found: OpenFile, rep: Representation) -> bool:
         """Only what a single stat per file can revalidate: a file reached directly or as
@@ -224,9 +268,10 @@ class StaticHandler:
             rep,
             SharedFile(chosen.fd),
             chosen.path,
-            render_fields(plan.fields),
+            rendered(tuple(plan.fields)),
+            rendered(tuple(validator_fields(rep, rep.validators))),
             plan.segments,
-            tuple(checks),
+            tuple((os.fsencode(path), identity) for path, identity in checks),
         )
         self.cache.put(key, entry)
         return entry
@@ -261,10 +306,10 @@ class StaticHandler:
         page = self.resolver.lookup(NOT_FOUND_PAGE, False)
         if not isinstance(page, OpenFile):
             return error_response(404)
-        fields = [
+        fields = (
             ("Content-Type", "text/html; charset=utf-8"),
             ("Content-Length", str(page.info.size)),
             ("X-Content-Type-Options", "nosniff"),
-        ]
+        )
         body = FileBody(page.fd, page.path, whole_file(page.info.size))
-        return Response(404, render_fields(fields), body)
+        return Response(404, fields, body)

@@ -1,13 +1,13 @@
 """From a chosen file representation and a request to status, header fields and body plan.
 
 Pure: ``plan_response`` reads request headers and the representation's facts and decides
-304/412 (``conditional.py``), 206/416 (``ranges.py``) or 200, rendering the header fields.
+304/412 (``conditional.py``), 206/416 (``ranges.py``) or 200, and the header fields.
 The body is a list of literal bytes and file ranges; the caller binds it to the open file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..message.dates import http_date
 from ..message.response import ByteRange, RequestHead
@@ -35,9 +35,13 @@ class Representation:
     cache_control: str | None = None
     vary: bool = False  # the choice depended on Accept-Encoding
     now: int | None = None  # seconds; Last-Modified is never later than this (§8.8.2.1)
+    # derived once (a cached representation answers many conditional requests)
+    validators: Validators = field(init=False, repr=False, compare=False)
 
-    @property
-    def validators(self) -> Validators:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "validators", self._validators())
+
+    def _validators(self) -> Validators:
         info = self.info
         if info.mtime_ns <= 1_000_000_000:  # zeroed by reproducible builds: meaningless
             return Validators(None, None)
@@ -84,17 +88,28 @@ def _entity_fields(rep: Representation) -> Fields:
     return fields
 
 
-def plan_response(request: RequestHead, rep: Representation) -> Plan:
-    """304, 412, 416, 206 or 200 for ``request`` against ``rep``."""
-    validators = rep.validators
-    status = evaluate(
+def precondition(request: RequestHead, rep: Representation) -> int | None:
+    """304 or 412 when ``request``'s conditions decide the answer, else None (RFC 9110
+    §13.2.2 steps 1-4). ``plan_response``'s first step, on its own for a cache that keeps
+    the 304's fields rendered."""
+    return evaluate(
         request.method,
         request.header(b"if-match"),
         request.header(b"if-unmodified-since"),
         request.header(b"if-none-match"),
         request.header(b"if-modified-since"),
-        validators,
+        rep.validators,
     )
+
+
+def plan_response(request: RequestHead, rep: Representation) -> Plan:
+    """304, 412, 416, 206 or 200 for ``request`` against ``rep``."""
+    return plan_after(request, rep, precondition(request, rep))
+
+
+def plan_after(request: RequestHead, rep: Representation, status: int | None) -> Plan:
+    """``plan_response`` once ``precondition`` has given ``status``."""
+    validators = rep.validators
     if status == 304:
         return Plan(304, validator_fields(rep, validators))
     if status == 412:
