@@ -663,7 +663,6 @@ class HTTPConnection(asyncio.Protocol):
         self.exchange = exchange
         self.busy = True
         task = self.loop.create_task(self._run_responder(responder, exchange))
-        exchange.task = task
         responders = self.state.responders
         responders.add(task)
         task.add_done_callback(responders.discard)
