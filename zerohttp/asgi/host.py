@@ -16,10 +16,11 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from ..http.exchange import ClientDisconnected, Exchange, Responder
+from ..http.exchange import FINISHED, READY, TOLD, ClientDisconnected, Exchange, Responder
 from ..message.response import RequestHead, Response, error_response, render_fields
 from ..static.handler import StaticHandler
 from .loader import ASGIApp, Message
@@ -139,16 +140,9 @@ class ASGIHost:
 
     async def run(self, exchange: Exchange) -> None:
         """One application call; whatever it leaves unfinished, the exchange completes."""
-
-        async def receive() -> Message:
-            got = await exchange.receive_body()
-            if got is None:
-                return {"type": "http.disconnect"}
-            return {"type": "http.request", "body": got[0], "more_body": got[1]}
-
-        async def send(message: Message) -> None:
-            await self._send(exchange, message)
-
+        # partial, not closures: the app's ``await send(m)`` is then one coroutine, _send's
+        receive = partial(self._receive, exchange)
+        send = partial(self._send, exchange)
         try:
             result: object = await self.app(self.scope(exchange), receive, send)  # type: ignore[func-returns-value]
         except ClientDisconnected:
@@ -159,26 +153,36 @@ class ASGIHost:
             return
         if result is not None:
             logger.error("ASGI callable returned a value (%r) instead of None", result)
-        if not exchange.started and not exchange.closed_for_sending:
+        if exchange.closed_for_sending:
+            return
+        if exchange.phase is READY:
             logger.error("ASGI callable returned without starting a response")
-        elif not exchange.finished and not exchange.closed_for_sending:
+        elif exchange.phase is not FINISHED:
             logger.error("ASGI callable returned without completing the response")
+
+    @staticmethod
+    async def _receive(exchange: Exchange) -> Message:
+        got = await exchange.receive_body()
+        if got is None:
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": got[0], "more_body": got[1]}
 
     async def _send(self, exchange: Exchange, message: Message) -> None:
         kind = message["type"]
-        if exchange.finished and kind in BODY_MESSAGES:
+        phase = exchange.phase
+        if phase is FINISHED and kind in BODY_MESSAGES:
             return  # ASGI: further messages on a complete response are ignored
-        if exchange.closed_for_sending:
+        if exchange.peer >= TOLD:
             raise ClientDisconnected("client disconnected")
-        if kind == "http.response.start":
-            if exchange.started:
-                raise RuntimeError("http.response.start sent twice")
-            headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
-            exchange.start(int(message["status"]), headers)
-        elif kind == "http.response.body":
+        if kind == "http.response.body":
             await exchange.write(
                 bytes(message.get("body", b"")), more=bool(message.get("more_body", False))
             )
+        elif kind == "http.response.start":
+            if phase is not READY:
+                raise RuntimeError("http.response.start sent twice")
+            headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
+            exchange.start(int(message["status"]), headers)
         elif kind == "http.response.zerocopysend":
             await exchange.send_file(
                 message["file"].fileno(),
