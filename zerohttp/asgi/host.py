@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from urllib.parse import unquote_to_bytes
+from weakref import WeakKeyDictionary
 
 from ..http.exchange import FINISHED, READY, TOLD, ClientDisconnected, Exchange, Responder
 from ..message.response import RequestHead, Response, error_response, render_fields
@@ -29,6 +30,9 @@ logger = logging.getLogger("zerohttp")
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 BODY_MESSAGES = ("http.response.body", "http.response.zerocopysend", "http.response.pathsend")
+METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+Address = tuple[str, "int | None"] | None
+Addresses = tuple[Address, Address]
 WEBSOCKET_REFUSAL = "WebSocket is not supported by zerohttp yet"
 
 
@@ -103,6 +107,8 @@ class ASGIHost:
         self.mounts = tuple(mounts)
         self.state = state
         self.scheme = scheme
+        # (client, server) per connection, looked up on its first request (two syscalls)
+        self._addresses: WeakKeyDictionary[object, Addresses] = WeakKeyDictionary()
 
     def handle(self, request: RequestHead) -> Response | Responder:
         for mount in self.mounts:
@@ -114,24 +120,33 @@ class ASGIHost:
 
     def scope(self, exchange: Exchange) -> dict[str, Any]:
         request = exchange.request
-        raw_path, query = split_target(request.target)
-        path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
-        transport = exchange.connection.transport
-        peer = transport.get_extra_info("peername") if transport is not None else None
-        local = transport.get_extra_info("sockname") if transport is not None else None
+        target = request.target
+        if target[:1] == b"/" and b"?" not in target:  # the common shape: no query, no form
+            raw_path, query = target, b""
+        else:
+            raw_path, query = split_target(target)
+        if b"%" in raw_path:
+            path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+        else:
+            path = raw_path.decode("utf-8", "replace")
+        connection = exchange.connection
+        addresses = self._addresses.get(connection)
+        if addresses is None:
+            addresses = self._addresses[connection] = _addresses(connection.transport)
+        method = request.method
         scope: dict[str, Any] = {
             "type": "http",
             "asgi": ASGI_VERSION,
-            "http_version": request.http_version.decode("ascii"),
-            "method": request.method.decode("ascii"),
+            "http_version": "1.1" if request.http_version == b"1.1" else "1.0",
+            "method": METHODS.get(method) or method.decode("ascii"),
             "scheme": self.scheme,
             "path": self.root_path + path,
             "raw_path": raw_path,
             "query_string": query,
             "root_path": self.root_path,
             "headers": list(request.headers),
-            "client": _address(peer),
-            "server": _address(local),
+            "client": addresses[0],
+            "server": addresses[1],
             "extensions": {"http.response.pathsend": {}, "http.response.zerocopysend": {}},
         }
         if self.state is not None:
@@ -201,6 +216,14 @@ class ASGIHost:
                 os.close(fd)
         else:
             raise RuntimeError(f"unexpected ASGI message type {kind!r}")
+
+
+def _addresses(transport: Any) -> Addresses:
+    if transport is None:
+        return None, None
+    return _address(transport.get_extra_info("peername")), _address(
+        transport.get_extra_info("sockname")
+    )
 
 
 def _address(info: Any) -> tuple[str, int | None] | None:
