@@ -19,6 +19,7 @@ Starlette's FileResponse hands a server that advertises ``http.response.pathsend
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,51 @@ async def raw_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     await send({"type": "http.response.start", "status": 200, "headers": RAW_HEADERS})
     await send({"type": "http.response.body", "body": JSON_BYTES})
+
+
+# --- bare variants for the per-stage profile (benchmarks/asgi_ab.py): each adds one stage
+# to raw_app, so the difference in server CPU per request is that stage's cost on a server.
+SMALL_BYTES = SMALL.read_bytes() if SMALL.is_file() else b""
+SMALL_HEADERS = [(b"content-length", str(len(SMALL_BYTES)).encode()),
+                 (b"content-type", b"text/html; charset=utf-8")]  # fmt: skip
+
+
+async def raw_recv_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """raw_app plus one ``receive()`` (a bodiless request: the empty http.request)."""
+    if scope["type"] != "http":
+        return
+    await receive()
+    await raw_app(scope, receive, send)
+
+
+async def raw_listen_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """raw_recv_app plus Starlette's disconnect listener (responses.py listen_for_disconnect,
+    spec < 2.4): a second task calling ``receive()`` until http.disconnect, cancelled once
+    the response is out, as anyio's task group would."""
+    if scope["type"] != "http":
+        return
+
+    async def listen() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    task = asyncio.get_running_loop().create_task(listen())
+    await raw_app(scope, receive, send)
+    if not task.done():
+        task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+async def raw_pathsend_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """small.html the way Starlette's FileResponse sends it: the path where the server offers
+    ``http.response.pathsend``, else the bytes (read once at import, as a best case)."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": SMALL_HEADERS})
+    if "http.response.pathsend" in scope.get("extensions", {}):
+        await send({"type": "http.response.pathsend", "path": str(SMALL)})
+    else:
+        await send({"type": "http.response.body", "body": SMALL_BYTES})

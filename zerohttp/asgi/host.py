@@ -16,10 +16,12 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import unquote_to_bytes
+from weakref import WeakKeyDictionary
 
-from ..http.exchange import ClientDisconnected, Exchange, Responder
+from ..http.exchange import FINISHED, READY, TOLD, ClientDisconnected, Exchange, Responder
 from ..message.response import RequestHead, Response, error_response
 from ..static.handler import StaticHandler, under_prefix
 from .loader import ASGIApp, Message
@@ -28,6 +30,9 @@ logger = logging.getLogger("zerohttp")
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 BODY_MESSAGES = ("http.response.body", "http.response.zerocopysend", "http.response.pathsend")
+METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+Address = tuple[str, "int | None"] | None
+Addresses = tuple[Address, Address]
 WEBSOCKET_REFUSAL = "WebSocket is not supported by zerohttp yet"
 
 
@@ -97,6 +102,8 @@ class ASGIHost:
         self.mounts = tuple(mounts)
         self.state = state
         self.scheme = scheme
+        # (client, server) per connection, looked up on its first request (two syscalls)
+        self._addresses: WeakKeyDictionary[object, Addresses] = WeakKeyDictionary()
 
     def handle(self, request: RequestHead) -> Response | Responder:
         for mount in self.mounts:
@@ -108,24 +115,33 @@ class ASGIHost:
 
     def scope(self, exchange: Exchange) -> dict[str, Any]:
         request = exchange.request
-        raw_path, query = split_target(request.target)
-        path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
-        transport = exchange.connection.transport
-        peer = transport.get_extra_info("peername") if transport is not None else None
-        local = transport.get_extra_info("sockname") if transport is not None else None
+        target = request.target
+        if target[:1] == b"/" and b"?" not in target:  # the common shape: no query, no form
+            raw_path, query = target, b""
+        else:
+            raw_path, query = split_target(target)
+        if b"%" in raw_path:
+            path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+        else:
+            path = raw_path.decode("utf-8", "replace")
+        connection = exchange.connection
+        addresses = self._addresses.get(connection)
+        if addresses is None:
+            addresses = self._addresses[connection] = _addresses(connection.transport)
+        method = request.method
         scope: dict[str, Any] = {
             "type": "http",
             "asgi": ASGI_VERSION,
-            "http_version": request.http_version.decode("ascii"),
-            "method": request.method.decode("ascii"),
+            "http_version": "1.1" if request.http_version == b"1.1" else "1.0",
+            "method": METHODS.get(method) or method.decode("ascii"),
             "scheme": self.scheme,
             "path": self.root_path + path,
             "raw_path": raw_path,
             "query_string": query,
             "root_path": self.root_path,
             "headers": list(request.headers),
-            "client": _address(peer),
-            "server": _address(local),
+            "client": addresses[0],
+            "server": addresses[1],
             "extensions": {"http.response.pathsend": {}, "http.response.zerocopysend": {}},
         }
         if self.state is not None:
@@ -134,16 +150,9 @@ class ASGIHost:
 
     async def run(self, exchange: Exchange) -> None:
         """One application call; whatever it leaves unfinished, the exchange completes."""
-
-        async def receive() -> Message:
-            got = await exchange.receive_body()
-            if got is None:
-                return {"type": "http.disconnect"}
-            return {"type": "http.request", "body": got[0], "more_body": got[1]}
-
-        async def send(message: Message) -> None:
-            await self._send(exchange, message)
-
+        # partial, not closures: the app's ``await send(m)`` is then one coroutine, _send's
+        receive = partial(self._receive, exchange)
+        send = partial(self._send, exchange)
         try:
             result: object = await self.app(self.scope(exchange), receive, send)  # type: ignore[func-returns-value]
         except ClientDisconnected:
@@ -154,26 +163,36 @@ class ASGIHost:
             return
         if result is not None:
             logger.error("ASGI callable returned a value (%r) instead of None", result)
-        if not exchange.started and not exchange.closed_for_sending:
+        if exchange.closed_for_sending:
+            return
+        if exchange.phase is READY:
             logger.error("ASGI callable returned without starting a response")
-        elif not exchange.finished and not exchange.closed_for_sending:
+        elif exchange.phase is not FINISHED:
             logger.error("ASGI callable returned without completing the response")
+
+    @staticmethod
+    async def _receive(exchange: Exchange) -> Message:
+        got = await exchange.receive_body()
+        if got is None:
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": got[0], "more_body": got[1]}
 
     async def _send(self, exchange: Exchange, message: Message) -> None:
         kind = message["type"]
-        if exchange.finished and kind in BODY_MESSAGES:
+        phase = exchange.phase
+        if phase is FINISHED and kind in BODY_MESSAGES:
             return  # ASGI: further messages on a complete response are ignored
-        if exchange.closed_for_sending:
+        if exchange.peer >= TOLD:
             raise ClientDisconnected("client disconnected")
-        if kind == "http.response.start":
-            if exchange.started:
-                raise RuntimeError("http.response.start sent twice")
-            headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
-            exchange.start(int(message["status"]), headers)
-        elif kind == "http.response.body":
+        if kind == "http.response.body":
             await exchange.write(
                 bytes(message.get("body", b"")), more=bool(message.get("more_body", False))
             )
+        elif kind == "http.response.start":
+            if phase is not READY:
+                raise RuntimeError("http.response.start sent twice")
+            headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
+            exchange.start(int(message["status"]), headers)
         elif kind == "http.response.zerocopysend":
             await exchange.send_file(
                 message["file"].fileno(),
@@ -192,6 +211,14 @@ class ASGIHost:
                 os.close(fd)
         else:
             raise RuntimeError(f"unexpected ASGI message type {kind!r}")
+
+
+def _addresses(transport: Any) -> Addresses:
+    if transport is None:
+        return None, None
+    return _address(transport.get_extra_info("peername")), _address(
+        transport.get_extra_info("sockname")
+    )
 
 
 def _address(info: Any) -> tuple[str, int | None] | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
+from enum import IntEnum
 from typing import TYPE_CHECKING, Protocol
 
 from ..body.zerocopy import FileShrank, Segment
@@ -44,6 +45,11 @@ class Connection(Protocol):
 
     transport: asyncio.Transport | None
 
+    @property
+    def write_paused(self) -> bool:
+        """The transport holds unsent bytes: ``drain`` would wait."""
+        ...
+
     def date_line(self) -> bytes: ...
     def write(self, data: bytes) -> None: ...
     async def drain(self) -> None: ...
@@ -61,6 +67,39 @@ class Responder(Protocol):
     async def run(self, exchange: Exchange) -> None: ...
 
 
+class Body(IntEnum):
+    """The request body, as the responder sees it."""
+
+    CONTINUE = 0  # the client waits for our 100 Continue, sent once the body is asked for
+    HELD = 1  # it still waits, but the response started: no 100 any more (RFC 9110 §10.1.1)
+    STREAMING = 2  # bytes are coming (or may)
+    COMPLETE = 3  # all of it is buffered; not all handed over yet
+    DELIVERED = 4  # the responder has had all of it (the final ``more=False``)
+
+
+class Phase(IntEnum):
+    """The response."""
+
+    READY = 0
+    STARTED = 1  # head rendered and held back
+    FLUSHED = 2  # head handed to the transport or the socket
+    FINISHED = 3  # complete, or failed
+
+
+class Peer(IntEnum):
+    """The client."""
+
+    CONNECTED = 0
+    GONE = 1  # closed or half-closed: ``receive`` reports a disconnect; sends still go out
+    TOLD = 2  # gone, and ``receive`` said so (http.disconnect): from then on sends raise
+    LOST = 3  # the connection is gone: sends fail
+
+
+CONTINUE, HELD, STREAMING, COMPLETE, DELIVERED = Body
+READY, STARTED, FLUSHED, FINISHED = Phase
+CONNECTED, GONE, TOLD, LOST = Peer
+
+
 class Exchange:
     """The request body in, the response out, for one request on one connection."""
 
@@ -75,34 +114,43 @@ class Exchange:
         self.connection = connection
         self.request = request
         self.keep_alive = keep_alive
-        self.task: asyncio.Task[None] | None = None
-        # request body
-        self.body_complete = not body_pending
-        self._body_delivered = False
+        if not body_pending:
+            self.body = COMPLETE
+        elif expects_continue(request.http_version, request.headers):
+            self.body = CONTINUE
+        else:
+            self.body = STREAMING
+        self.phase = READY
+        self.peer = CONNECTED
         self._chunks: list[bytes] = []
         self.buffered = 0
         self._waiter: asyncio.Future[None] | None = None
-        self._wants_continue = body_pending and expects_continue(
-            request.http_version, request.headers
-        )
-        # the client holds its body back until our 100 Continue (or until it sends anyway):
-        # its silence meanwhile is no stall (see HTTPConnection's --body-timeout)
-        self.awaiting_continue = self._wants_continue
-        # the client: ``gone`` once it closed or half-closed; ``lost`` once the connection is
-        # gone (sends fail)
-        self.gone = False
-        self.lost = False
-        self.told_gone = False  # receive() said http.disconnect: from then on, sends raise
-        # response
         self.status = 0
-        self.started = False
-        self.finished = False
-        self.flushed = False  # head bytes handed to the transport or the socket
         self._head = b""
         self._framing: Framing | None = None
         self._sent = 0  # body bytes sent, to check them against Content-Length
         self.body_bytes = 0  # body bytes written (HEAD, 204, 304: none), for the access log
         self.body_path = "memory"
+
+    @property
+    def body_complete(self) -> bool:
+        return self.body >= COMPLETE
+
+    @property
+    def awaiting_continue(self) -> bool:
+        """The client holds its body back until our 100 Continue (or until it sends
+        anyway): its silence meanwhile is no stall (see HTTPConnection's --body-timeout)."""
+        return self.body <= HELD
+
+    @property
+    def flushed(self) -> bool:
+        return self.phase is FLUSHED
+
+    @property
+    def closed_for_sending(self) -> bool:
+        """The connection is gone, or the client closed its side and the app was told so
+        (``http.disconnect``): ASGI 2.4 sends raise instead of writing for nobody."""
+        return self.peer >= TOLD
 
     # --- request body (fed by the connection) ------------------------------------------
 
@@ -110,27 +158,23 @@ class Exchange:
         if data:
             self._chunks.append(data)
             self.buffered += len(data)
-            self.awaiting_continue = False
+            if self.body <= HELD:
+                self.body = STREAMING
             self._wake()
 
     def feed_end(self) -> None:
-        self.body_complete = True
+        self.body = COMPLETE
         self._wake()
 
     def client_closed(self) -> None:
         """EOF from the client: ``receive`` now reports a disconnect; sends still go out."""
-        self.gone = True
+        if self.peer is CONNECTED:
+            self.peer = GONE
         self._wake()
 
     def connection_lost(self) -> None:
-        self.gone = self.lost = True
+        self.peer = LOST
         self._wake()
-
-    @property
-    def closed_for_sending(self) -> bool:
-        """The connection is gone, or the client closed its side and the app was told so
-        (``http.disconnect``): ASGI 2.4 sends raise instead of writing for nobody."""
-        return self.lost or self.told_gone
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -141,22 +185,25 @@ class Exchange:
         """The next body bytes and whether more follow; None once the client is gone or
         the response is complete (ASGI's ``http.disconnect``)."""
         while True:
+            body = self.body
             if self._chunks:
                 data = b"".join(self._chunks)
                 self._chunks.clear()
                 self.buffered = 0
                 self.connection.resume_body()
-                self._body_delivered = self.body_complete
-                return data, not self.body_complete
-            if self.body_complete and not self._body_delivered:
-                self._body_delivered = True
+                if self.body is COMPLETE:
+                    self.body = DELIVERED
+                    return data, False
+                return data, True
+            if body is COMPLETE:
+                self.body = DELIVERED
                 return b"", False
-            if self.lost or self.finished or self.gone:
-                if self.gone and not self.finished:
-                    self.told_gone = True
+            if self.peer is not CONNECTED or self.phase is FINISHED:
+                if self.peer is GONE and self.phase is not FINISHED:
+                    self.peer = TOLD
                 return None
-            if self._wants_continue and not self.started:
-                self._wants_continue = self.awaiting_continue = False
+            if body is CONTINUE:  # the response has not started (start() makes it HELD)
+                self.body = STREAMING
                 self.connection.send_continue()
             waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
@@ -182,8 +229,9 @@ class Exchange:
         self._framing = framing
         self.keep_alive = framing.keep_alive
         self.status = status
-        self.started = True
-        self._wants_continue = False  # answering without reading: no 100 (RFC 9110 §10.1.1)
+        self.phase = STARTED
+        if self.body is CONTINUE:
+            self.body = HELD  # answering without reading: no 100 (RFC 9110 §10.1.1)
 
     async def write(self, data: bytes, *, more: bool) -> None:
         """Body bytes; returns once the kernel has them (ASGI: flushed before ``send`` returns)."""
@@ -195,8 +243,10 @@ class Exchange:
         if not more and framing.chunked and not framing.bodiless:
             out += LAST_CHUNK
         if out:
-            self.connection.write(out)
-            await self._drain()
+            connection = self.connection
+            connection.write(out)
+            if connection.write_paused:  # the transport holds bytes: wait until they leave
+                await self._drain()
         if not more:
             self._finish()
 
@@ -228,7 +278,7 @@ class Exchange:
             except (FileShrank, OSError, TimeoutError) as exc:
                 self.connection.abort_exchange(self, exc)
                 raise ClientDisconnected(str(exc)) from exc
-            if any(isinstance(s, ByteRange) for s in segments):
+            if count and not framing.bodiless:
                 self.body_path = path
                 self.body_bytes += count
         if advance:
@@ -237,11 +287,11 @@ class Exchange:
             self._finish()
 
     def _checked_framing(self, count: int) -> Framing:
-        if self.closed_for_sending:
+        if self.peer >= TOLD:
             raise ClientDisconnected("client disconnected")
-        if not self.started or self.finished or self._framing is None:
-            raise RuntimeError("body sent before the response started, or after it ended")
         framing = self._framing
+        if self.phase is READY or self.phase is FINISHED or framing is None:
+            raise RuntimeError("body sent before the response started, or after it ended")
         if framing.length is not None and not framing.bodiless:
             self._sent += count
             if self._sent > framing.length:
@@ -251,9 +301,10 @@ class Exchange:
         return framing
 
     def _take_head(self) -> bytes:
-        head, self._head = self._head, b""
+        head = self._head
         if head:
-            self.flushed = True
+            self._head = b""
+            self.phase = FLUSHED
         return head
 
     async def _drain(self) -> None:
@@ -266,7 +317,7 @@ class Exchange:
     def _finish(self) -> None:
         framing = self._framing
         assert framing is not None
-        self.finished = True
+        self.phase = FINISHED
         self._wake()
         if framing.length is not None and not framing.bodiless and self._sent != framing.length:
             # fewer bytes than promised: the response cannot look complete
@@ -279,11 +330,12 @@ class Exchange:
     def fail(self) -> None:
         """The responder ended without completing the response: 500 if nothing has been
         sent yet, else drop the connection (an incomplete response must not look whole)."""
-        if self.finished:
+        phase = self.phase
+        if phase is FINISHED:
             return
-        self.finished = True
+        self.phase = FINISHED
         self._wake()
-        if self.flushed or self.lost:
+        if phase is FLUSHED or self.peer is LOST:
             self.connection.abort_exchange(self, RuntimeError("response not completed"))
         else:
             self.connection.exchange_failed(self)

@@ -23,6 +23,10 @@ class ExchangeSide(DriverBase):
 
     __slots__ = ()
 
+    @property
+    def write_paused(self) -> bool:
+        return self.flow.write_paused
+
     async def send_segments(self, fd: int, segments: list[Segment]) -> str:
         """For an exchange: bytes and ranges of ``fd`` in order, zero-copy when possible.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..message.response import SERVER_NAME, STATUS_LINES, Response, omits_body, status_line
 
@@ -127,10 +127,10 @@ def render_head(response: Response, date_line: bytes, *, keep_alive: bool, http1
 
 # --- responses written by an application (the ASGI host) ------------------------------
 
-# RFC 9110 §5.1 token and §5.5 field-value (no CR, LF or NUL; obs-text allowed).
+# RFC 9110 §5.1 token; a §5.5 field-value has no CR, LF or NUL (obs-text allowed).
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_FIELD_VALUE = re.compile(rb"[^\x00\r\n]*\Z")
 # Fields the connection layer owns: an application's copy would contradict our framing.
+SERVER_LINE = b"Server: " + SERVER_NAME + b"\r\n"
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding"})
 
 
@@ -138,9 +138,9 @@ class InvalidResponse(ValueError):
     """An application's status or header field that must not reach the wire."""
 
 
-@dataclass(frozen=True, slots=True)
-class Framing:
-    """How an application's response body is delimited on the wire."""
+class Framing(NamedTuple):
+    """How an application's response body is delimited on the wire (a tuple: made per
+    response, and a frozen dataclass costs several times as much to build)."""
 
     length: int | None  # Content-Length the application declared
     chunked: bool  # Transfer-Encoding: chunked added by us
@@ -176,6 +176,21 @@ def app_response_framing(
     return Framing(length, chunked, bodiless, keep_alive)
 
 
+# Field names already checked against _TOKEN (an application sends the same few names on
+# every response); bounded, so names that vary cannot grow it without end.
+_TOKENS: dict[bytes, bool] = {}
+_TOKENS_MAX = 512
+
+
+def _is_token(name: bytes) -> bool:
+    ok = _TOKENS.get(name)
+    if ok is None:
+        ok = _TOKEN.match(name) is not None
+        if len(_TOKENS) < _TOKENS_MAX:
+            _TOKENS[name] = ok
+    return ok
+
+
 def render_app_head(
     status: int,
     headers: Headers,
@@ -187,18 +202,18 @@ def render_app_head(
     """The head for an application's response; refuses fields that could split it."""
     if not 100 <= status <= 999:
         raise InvalidResponse(f"status {status!r} is not a three-digit code")
-    lines = [status_line(status)]
-    names = {name for name, _ in headers}
-    if b"date" not in names:
-        lines.append(date_line)
-    if b"server" not in names:
-        lines.append(b"Server: " + SERVER_NAME + b"\r\n")
+    lines = [status_line(status), date_line, SERVER_LINE]
     for name, value in headers:
         if name in HOP_BY_HOP:
             continue
-        if not _TOKEN.match(name) or not _FIELD_VALUE.match(value):
+        # CR, LF, NUL: ints, so ``in`` is one memchr (a bytes needle costs several times more)
+        if not _is_token(name) or 13 in value or 10 in value or 0 in value:
             raise InvalidResponse(f"header field {name!r}: {value!r} is not valid HTTP")
-        lines.append(name + b": " + value.strip(b" \t") + b"\r\n")
+        if name == b"date":
+            lines[1] = b""
+        elif name == b"server":
+            lines[2] = b""
+        lines += (name, b": ", value.strip(b" \t"), b"\r\n")
     if framing.chunked:
         lines.append(b"Transfer-Encoding: chunked\r\n")
     if not framing.keep_alive:

@@ -52,6 +52,7 @@ class DriverBase(asyncio.Protocol):
     (stubs here; the parts define them)."""
 
     __slots__ = (
+        "__weakref__",  # the ASGI host keys per-connection values by a weak reference
         "body_in_flight",
         "buffer",
         "config",
