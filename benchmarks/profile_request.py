@@ -21,8 +21,8 @@ import h11
 from zerohttp.body.zerocopy import FileTransfer
 from zerohttp.config import Config
 from zerohttp.http.connection import HTTPConnection, ServerState
-from zerohttp.http.reader import header_pairs
-from zerohttp.http.http11 import declared_body, keep_alive_requested, render_head, request_error
+from zerohttp.http.http11 import render_head
+from zerohttp.http.reader import head_of_h11, header_pairs
 from zerohttp.http.simple_head import read_simple_head
 from zerohttp.message.dates import DateHeader
 from zerohttp.message.response import ByteRange, RequestHead
@@ -82,10 +82,7 @@ def main() -> None:
     head = RequestHead(event.method, event.target, event.http_version, header_pairs(event))
 
     def checks() -> None:
-        request = RequestHead(event.method, event.target, event.http_version, header_pairs(event))
-        request_error(request.http_version, request.method, request.target, request.headers, 16384)
-        declared_body(request.headers)
-        keep_alive_requested(request.http_version, request.headers)
+        head_of_h11(event, 16384)
 
     def handle() -> None:
         app.handle(head).release()
@@ -123,7 +120,7 @@ def main() -> None:
             per_call(lambda: read_simple_head(REQUEST, 16384)),
         ),
         ("h11 instead (heads outside the simple shape): new parser -> Request", per_call(parse)),
-        ("request checks: header pairs, limits, framing, keep-alive", per_call(checks)),
+        ("h11 heads only: header pairs + one pass for size, framing, keep-alive (reader.head_of_h11)", per_call(checks)),
         ("StaticHandler.handle, cache hit (of which os.stat below)", per_call(handle)),
         ("  os.stat revalidation", per_call(stat)),
         (

@@ -76,7 +76,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_simple_head import BROWSER, assert_agrees
 
-from zerohttp.http.http11 import request_error
+from zerohttp.http.reader import head_of
 from zerohttp.http.simple_head import read_simple_head
 
 SCALE = int(os.environ.get("ZEROHTTP_FUZZ", "1") or "1")
@@ -1216,7 +1216,7 @@ def test_a_head_that_fits_max_header_bytes_is_not_431(tmp_path: Path) -> None:
     with start_server(tmp_path, max_header_bytes=1024) as running:
         replies = parse_replies(send_and_read(running, [head]).received, may_be_head=False)
     assert [r.status for r in replies] == [200]
-    assert request_error(b"1.1", b"GET", b"/", request.headers, 1024) is None
+    assert head_of(b"GET", b"/", b"1.1", request.headers, 1024).refusal is None
 
 
 def test_a_refused_connection_is_released_once_the_client_has_closed(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from conftest import start_server
 REFUSED = [
     (b"BROKEN\r\n\r\n", 400),  # refused by h11: no request was ever parsed
     (b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 431),  # by h11's limit
-    (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),  # by request_error, after parsing
+    (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),  # by reader.head_of, after parsing
 ]
 
 

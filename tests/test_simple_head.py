@@ -12,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zerohttp.http import connection as protocol
-from zerohttp.http.http11 import keep_alive_requested
-from zerohttp.http.reader import header_pairs
+from zerohttp.http.reader import head_of, header_pairs
 from zerohttp.http.simple_head import read_simple_head
 from zerohttp.message.response import RequestHead
 
@@ -47,7 +46,9 @@ def simple_reads(buffer: bytes, limit: int = LIMIT) -> Parsed | None:
         return None
     request, used, keep_alive = result
     # the keep-alive it reads in the same pass is what the rule over the fields says
-    assert keep_alive == keep_alive_requested(request.http_version, request.headers)
+    assert (
+        keep_alive == head_of(b"GET", b"/", request.http_version, request.headers, limit).keep_alive
+    )
     return (request.method, request.target, request.http_version, request.headers, buffer[used:])
 
 

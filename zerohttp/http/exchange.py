@@ -25,7 +25,6 @@ from .http11 import (
     InvalidResponse,
     app_response_framing,
     chunk,
-    expects_continue,
     render_app_head,
 )
 
@@ -110,13 +109,14 @@ class Exchange:
         *,
         body_pending: bool,
         keep_alive: bool,
+        expects_continue: bool,
     ) -> None:
         self.connection = connection
         self.request = request
         self.keep_alive = keep_alive
         if not body_pending:
             self.body = COMPLETE
-        elif expects_continue(request.http_version, request.headers):
+        elif expects_continue:
             self.body = CONTINUE
         else:
             self.body = STREAMING

@@ -36,7 +36,11 @@ class ExchangeSide(DriverBase):
 
     def _start_exchange(self, head: Head, responder: Responder, *, body_pending: bool) -> None:
         exchange = Exchange(
-            self, head.request, body_pending=body_pending, keep_alive=head.keep_alive
+            self,
+            head.request,
+            body_pending=body_pending,
+            keep_alive=head.keep_alive,
+            expects_continue=head.expects_continue,
         )
         self.exchange = exchange
         self.phase = EXCHANGE

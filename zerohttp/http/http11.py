@@ -2,7 +2,8 @@
 
 zerohttp keeps h11 as its request parser but renders responses itself (h11's
 ``Connection.send`` costs ~20 µs a response), so the parts of the state machine that
-decide framing, keep-alive and limits for the *response* live here.
+decide framing and heads for the *response* live here; what a request head says
+(size, framing, keep-alive, Expect) is read in one pass by ``reader.py``.
 """
 
 from __future__ import annotations
@@ -17,85 +18,6 @@ SUPPORTED_VERSIONS = (b"1.1", b"1.0")
 CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 Headers = Sequence[tuple[bytes, bytes]]
-
-
-def head_size(method: bytes, target: bytes, headers: Headers) -> int:
-    """Bytes of the request line and header fields in their shortest wire form.
-
-    h11's ``max_incomplete_event_size`` only bounds a head still arriving; a complete one
-    that lands in a single read is accepted at any size, so this is checked on every
-    request. Counting each field as ``Name:value\\r\\n`` never makes a head that fits
-    look too large; what it misses is only the whitespace h11 trimmed.
-    """
-    size = len(method) + len(target) + len(b" HTTP/1.1\r\n\r\n") + 1
-    for name, value in headers:
-        size += len(name) + len(value) + 3  # "Name:value\r\n", the shortest on the wire
-    return size
-
-
-def request_error(
-    http_version: bytes, method: bytes, target: bytes, headers: Headers, max_head: int
-) -> int | None:
-    """The status a request must be refused with before it is handled, or None."""
-    if http_version not in SUPPORTED_VERSIONS:
-        return 505
-    if head_size(method, target, headers) > max_head:
-        return 431
-    if has_conflicting_framing(headers):
-        return 400
-    return None
-
-
-def has_conflicting_framing(headers: Headers) -> bool:
-    """Content-Length beside Transfer-Encoding: the classic request-smuggling shape.
-
-    RFC 9112 §6.3 lets a server let Transfer-Encoding win (h11 0.16 does), but a
-    front proxy may have framed the message by Content-Length; refuse it, as nginx does.
-    """
-    length = encoding = False
-    for name, _ in headers:
-        if name == b"content-length":
-            length = True
-        elif name == b"transfer-encoding":
-            encoding = True
-    return length and encoding
-
-
-def connection_tokens(headers: Headers) -> set[bytes]:
-    tokens: set[bytes] = set()
-    for name, value in headers:
-        if name == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b","))
-    return tokens
-
-
-def keep_alive_requested(http_version: bytes, headers: Headers) -> bool:
-    """RFC 9112 §9.3: 1.1 persists unless ``close``; 1.0 only with ``keep-alive``."""
-    tokens = connection_tokens(headers)
-    if http_version == b"1.0":
-        return b"keep-alive" in tokens and b"close" not in tokens
-    return b"close" not in tokens
-
-
-def declared_body(headers: Headers) -> int | None:
-    """Bytes of request body announced: a Content-Length, 0 for none, None for chunked.
-
-    By the time this is asked, h11 has refused malformed framing and ``request_error``
-    the Content-Length + Transfer-Encoding pair.
-    """
-    length = 0
-    for name, value in headers:
-        if name == b"transfer-encoding":
-            return None
-        if name == b"content-length":
-            length = int(value)
-    return length
-
-
-def expects_continue(http_version: bytes, headers: Headers) -> bool:
-    return http_version == b"1.1" and any(
-        name == b"expect" and value.lower() == b"100-continue" for name, value in headers
-    )
 
 
 def render_head(response: Response, date_line: bytes, *, keep_alive: bool, http10: bool) -> bytes:
