@@ -66,7 +66,7 @@ class HTTPConnection(Responding, ExchangeSide, Lifecycle):
     def __init__(self, state: ServerState) -> None:
         self.state = state
         self.config = state.config
-        self.loop = asyncio.get_running_loop()
+        self.loop = state.loop or asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.flow = FlowControl(self.loop, state.config.send_timeout)
         self.sender = FileSender(self.flow, self.write, state.config.send_timeout)

@@ -91,6 +91,9 @@ class ServerState:
         )
         self.sweep_interval = min(SWEEP_MAX, min(timeouts) / 4)
         self._sweeper: asyncio.TimerHandle | None = None
+        # the serving loop, once sweeping starts: a new connection reads it here, since
+        # asyncio.get_running_loop() costs a getpid() syscall per call
+        self.loop: asyncio.AbstractEventLoop | None = None
         # connection prefaces that hand a new connection to another driver (HTTP/2 by
         # prior knowledge registers one): looked for before the first request only
         self.prefaces: dict[bytes, DriverFactory] = {}
@@ -98,6 +101,7 @@ class ServerState:
     def start_sweeping(self, loop: asyncio.AbstractEventLoop) -> None:
         """One periodic pass over all connections enforces every idle, header, body and
         linger deadline: far cheaper than a timer handle cancelled and re-armed per request."""
+        self.loop = loop
         now = loop.time()
         for connection in list(self.connections):
             if connection.deadline <= now:
@@ -105,6 +109,7 @@ class ServerState:
         self._sweeper = loop.call_later(self.sweep_interval, self.start_sweeping, loop)
 
     def stop_sweeping(self) -> None:
+        self.loop = None
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
