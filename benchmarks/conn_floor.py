@@ -62,6 +62,7 @@ STEPS = {
     "set": "the connection in a set: add in connection_made, discard in connection_lost",
     "sock": "socket.socket(fileno=...) over the transport's fd, detached at close (send(MSG_MORE))",
     "linger": "write_eof() after the response, transport.close() at the client's EOF",
+    "defer": "TCP_DEFER_ACCEPT on the listening socket (accept once the request is in)",
 }
 
 
@@ -128,6 +129,8 @@ def serve(port: int, loop_name: str, steps: set[str], backlog: int) -> None:
         server = await loop.create_server(
             Floor, "127.0.0.1", port, backlog=backlog, reuse_address=True
         )
+        if "defer" in steps:
+            server.sockets[0].setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
         await server.serve_forever()
 
     asyncio.run(main())
