@@ -30,11 +30,9 @@ METHODS = [
     "eof_received",
     "connection_lost",
     "_process",
-    "_on_request",
-    "_handle",
+    "_on_head",
     "_respond",
     "_send_file",
-    "_direct_socket",
     "_response_done",
     "_close",
     "_close_now",
@@ -90,6 +88,10 @@ def main() -> None:
     for name in METHODS:
         if hasattr(connection.HTTPConnection, name):
             wrap(connection.HTTPConnection, name, table)
+    from zerohttp.http.filesender import FileSender
+
+    for name in ("socket", "send_now"):  # the socket object per connection, the send
+        wrap(FileSender, name, table)
     overhead = calibrate()
 
     def dump() -> None:
