@@ -14,41 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from zerohttp.config import Config
+from profile_request import REQUEST, _Transport, small_file_setup  # the same connection
+
 from zerohttp.http import connection as connection_module
 from zerohttp.static.handler import StaticHandler
 
-REQUEST = b"GET /small.html HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
 PACKAGE = os.path.dirname(os.path.dirname(connection_module.__file__))
-
-
-class _Transport:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self.sock if name == "socket" else default
-
-    def set_write_buffer_limits(self, high: int = 0, low: int = 0) -> None: ...
-    def write(self, data: bytes) -> None:
-        self.sock.send(data)
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def pause_reading(self) -> None: ...
-    def resume_reading(self) -> None: ...
-    def close(self) -> None: ...
-    def is_closing(self) -> bool:
-        return False
 
 
 def _where(frame: FrameType) -> str:
@@ -89,22 +65,7 @@ def count(one: Callable[[], None]) -> dict[str, Any]:
 
 
 def main() -> None:
-    root = tempfile.mkdtemp()
-    path = os.path.join(root, "small.html")
-    with open(path, "wb") as f:
-        f.write(os.urandom(1024))
-    past = time.time() - 60
-    os.utime(path, (past, past))
-    config = Config(root=root)
-    sender, receiver = socket.socketpair()
-    receiver.setblocking(False)
-
-    def drain() -> None:
-        try:
-            while receiver.recv(65536):
-                pass
-        except BlockingIOError:
-            pass
+    config, _, sender, drain = small_file_setup()
 
     async def run() -> dict[str, Any]:
         state = connection_module.ServerState(config, StaticHandler(config), zero_copy=True)

@@ -5,6 +5,10 @@ box's noise; this runs many, interleaved, and prints medians of server CPU (utim
 the process tree, /proc) and curl's CPU (rusage) per GB. nginx uses peerbench's own config.
 
     python3 benchmarks/huge_cpu.py --python /tmp/zerohttp-bench-venv/bin/python --reps 10
+    cd /tmp && python3 .../huge_cpu.py --python P --tree before=/tmp/zh-src-A --tree after=/tmp/zh-src-B
+
+``--tree NAME=DIR`` (repeatable) compares source trees (DIR on PYTHONPATH, 4 MiB turns)
+instead of turn sizes; run it outside the repository, or its zerohttp/ shadows the trees.
 """
 
 from __future__ import annotations
@@ -48,12 +52,15 @@ def nginx_command(root: str, port: int, run: str) -> list[str]:
             f"{run}/nginx.conf"]  # fmt: skip
 
 
-def zerohttp_command(python: str, root: str, port: int, turn_bytes: int) -> list[str]:
+def zerohttp_command(
+    python: str, root: str, port: int, turn_bytes: int, tree: str = ""
+) -> list[str]:
     code = (
         "import sys, zerohttp.body.zerocopy as z; from zerohttp.cli import main; "
         f"z.TURN_BYTES = {turn_bytes}; sys.argv[0] = 'zerohttp'; main()"
     )
-    return ["taskset", "-c", "0", python, "-c", code, root, "--host", HOST, "--port", str(port),
+    env = ["env", f"PYTHONPATH={tree}"] if tree else []
+    return [*env, "taskset", "-c", "0", python, "-c", code, root, "--host", HOST, "--port", str(port),
             "--log-level", "warning"]  # fmt: skip
 
 
@@ -82,13 +89,18 @@ def main() -> None:
     parser.add_argument("--file", default="huge.bin")
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--turns", default="2,4,8", help="zerohttp TURN_BYTES variants, MiB")
+    parser.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
+                        help="compare source trees instead (DIR on PYTHONPATH, 4 MiB turns)")  # fmt: skip
     args = parser.parse_args()
 
     servers: dict[str, tuple[list[str], int]] = {}
     run = tempfile.mkdtemp(prefix="huge-cpu-")
     port = free_port()
     servers["nginx"] = (nginx_command(args.root, port, run), port)
-    for mib in args.turns.split(","):
+    for name, tree in (t.split("=", 1) for t in args.tree):
+        port = free_port()
+        servers[name] = (zerohttp_command(args.python, args.root, port, 4 << 20, tree), port)
+    for mib in [] if args.tree else args.turns.split(","):
         port = free_port()
         command = zerohttp_command(args.python, args.root, port, int(mib) << 20)
         servers[f"zerohttp, {mib} MiB turns"] = (command, port)

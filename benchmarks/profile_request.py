@@ -53,15 +53,15 @@ class _Transport:
     def close(self) -> None: ...
 
 
-def main() -> None:
+def small_file_setup() -> tuple[Config, str, socket.socket, Callable[[], None]]:
+    """A root with one cached-looking 1 KiB file, its config, and a socketpair: the
+    sending end for the connection and a drain for what it sent."""
     root = tempfile.mkdtemp()
     path = os.path.join(root, "small.html")
     with open(path, "wb") as f:
         f.write(os.urandom(1024))
     past = time.time() - 60
     os.utime(path, (past, past))
-    config = Config(root=root)
-    app = StaticHandler(config)
     sender, receiver = socket.socketpair()
     sender.setblocking(False)
     receiver.setblocking(False)
@@ -72,6 +72,13 @@ def main() -> None:
                 pass
         except BlockingIOError:
             pass
+
+    return Config(root=root), path, sender, drain
+
+
+def main() -> None:
+    config, path, sender, drain = small_file_setup()
+    app = StaticHandler(config)
 
     def parse() -> h11.Request:
         parser = h11.Connection(h11.SERVER, max_incomplete_event_size=16384)
