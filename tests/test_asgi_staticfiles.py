@@ -29,11 +29,10 @@ from helpers import RawClient, free_port, open_fds
 from serverprocs import REPO, Reply, fetch, server_process
 
 from zerohttp import StaticFiles
-from zerohttp.asgi.staticfiles import (
+from zerohttp.asgi.static_plan import (
     PATHSEND,
     ZEROCOPYSEND,
     Delivery,
-    DirectoryNotFound,
     FileRange,
     ReadSegments,
     asgi_headers,
@@ -44,6 +43,7 @@ from zerohttp.asgi.staticfiles import (
     route_path,
     same_file_size,
 )
+from zerohttp.asgi.staticfiles import DirectoryNotFound
 from zerohttp.body.fallback import CHUNK_SIZE
 from zerohttp.errors import ConfigError
 from zerohttp.message.response import ByteRange, FileBody, Response
