@@ -1,7 +1,7 @@
 """The floor of this box for new connections: a bare asyncio.Protocol beside zerohttp and Granian.
 
-    PEERBENCH=/work/shared/peerbench python3 benchmarks/conn_floor.py --asyncio --rounds 3
-    python3 benchmarks/conn_floor.py --zerohttp before=/work/main --zerohttp after=/work/wt/x
+    PEERBENCH=../shared/peerbench python3 benchmarks/conn_floor.py --asyncio --rounds 3
+    python3 benchmarks/conn_floor.py --zerohttp before=/tmp/zh-src-A --zerohttp after=/tmp/zh-src-B
     python3 benchmarks/conn_floor.py --floor linger=linger --floor all=extra,limits,set,linger
 
 Every request is ``GET /small.html`` with ``Connection: close`` (peerbench's close test:
@@ -43,7 +43,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-PEERBENCH = Path(os.environ.get("PEERBENCH", "/work/shared/peerbench"))
+PEERBENCH = Path(os.environ.get("PEERBENCH", Path(__file__).resolve().parents[2] / "shared" / "peerbench"))
 if not PEERBENCH.is_dir():
     PEERBENCH = REPO.parent / "shared" / "peerbench"
 

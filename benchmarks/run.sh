@@ -48,6 +48,13 @@ results="$(grep -o '/[^ ]*/results.json' "$log" | tail -1)"
     echo
     taskset -c 0 "$VENV/bin/python" "$HERE/profile_request.py"
     echo
+    "$VENV/bin/python" "$HERE/hop_count.py"
+    echo
+    echo "## Connection: close against the floor of this box"
+    echo
+    PEERBENCH="$PEERBENCH" "$VENV/bin/python" "$HERE/conn_floor.py" --rounds 3 --seconds 4 \
+        --python "$VENV/bin/python" --zerohttp "zerohttp="
+    echo
     python3 "$HERE/idle_connections.py" --python "$VENV/bin/python"
     echo
     python3 "$HERE/streaming_rss.py" --python "$VENV/bin/python"
