@@ -133,3 +133,34 @@ def test_workers_must_be_positive(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert result.stderr.strip() == "zerohttp: error: --workers 0: must be at least 1"
+
+
+def test_the_stop_signal_reaches_the_workers_even_when_its_line_cannot_be_written(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A SIGTERM that lands while the supervisor writes to stderr (the banner, right after
+    it appears) cannot log from its handler: the write is refused as reentrant. The workers
+    must be signalled anyway (they were not: the supervisor then waited for ever), and the
+    line comes once they are gone."""
+    from zerohttp import workers
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        stop = workers.Stopper({child.pid})
+
+        def refused(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("reentrant call inside <_io.BufferedWriter name='<stderr>'>")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(workers.logger, "info", refused)
+            stop(signal.SIGTERM, None)
+        assert child.wait(10) == -signal.SIGTERM
+        assert stop.stopping
+        assert stop.unsaid == ["SIGTERM"]
+        with caplog.at_level("INFO", logger="zerohttp"):
+            stop.say_unsaid()
+        assert "stopping on SIGTERM" in caplog.text
+        assert stop.unsaid == []
+    finally:
+        child.kill()
+        child.wait()

@@ -159,20 +159,8 @@ def _run(
     metrics_probe: socket.socket | None = None,
 ) -> None:
     ready_read, ready_write = os.pipe()
-    stopping = False
-
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        if not stopping:  # the workers say what they wait for; this says why they stop
-            logger.info("stopping on %s", signal.Signals(signum).name)
-        stopping = True
-        for pid in list(children):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
     children: set[int] = set()
+    stop = Stopper(children)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
@@ -182,12 +170,49 @@ def _run(
         _wait_ready(ready_read, config.workers, children)
         _release(probe, metrics_probe)  # every worker listens: the ports stay theirs
         logger.info("%s", banner_line(config, loop_name, url))
-        _supervise(config, worker_main, ready_write, children, lambda: stopping)
+        _supervise(config, worker_main, ready_write, children, lambda: stop.stopping)
+        stop.say_unsaid()
     finally:
         if probe is not None:
             probe.close()
         os.close(ready_read)
         os.close(ready_write)
+
+
+class Stopper:
+    """The supervisor's SIGINT/SIGTERM handler: every worker gets SIGTERM, then the line.
+
+    A Python signal handler runs between two bytecodes of whatever it interrupted; when that
+    is a write to stderr (the banner, just logged), a second write from the handler is
+    refused as reentrant (RuntimeError). Logging first then lost the kills, and the workers
+    never stopped. So the workers are signalled first, and a line that cannot be written now
+    is written once they are gone.
+    """
+
+    def __init__(self, children: set[int]) -> None:
+        self.children = children
+        self.stopping = False
+        self.unsaid: list[str] = []
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        first = not self.stopping
+        self.stopping = True
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if first:  # the workers say what they wait for; this says why they stop
+            name = signal.Signals(signum).name
+            try:
+                logger.info("stopping on %s", name)
+            except RuntimeError:
+                self.unsaid.append(name)
+
+    def say_unsaid(self) -> None:
+        for name in self.unsaid:
+            logger.info("stopping on %s", name)
+        self.unsaid.clear()
 
 
 def _wait_ready(ready_read: int, count: int, children: set[int]) -> None:
