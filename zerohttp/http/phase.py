@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h11
 
@@ -49,7 +49,7 @@ CLOSING, LINGERING, REJECTED, SWITCHED = (Phase.CLOSING, Phase.LINGERING, Phase.
 
 class DriverBase(asyncio.Protocol):
     """The HTTP/1.1 driver's state, and what each of its parts may call on the others
-    (stubs here; the parts define them)."""
+    (declared here for the type checker; the parts define them)."""
 
     __slots__ = (
         "__weakref__",  # the ASGI host keys per-connection values by a weak reference
@@ -102,67 +102,51 @@ class DriverBase(asyncio.Protocol):
     discarded: int
     sent_continue: bool
 
-    @property
-    def busy(self) -> bool:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # defined by the parts; declared here for the type checker only
 
-    def write(self, data: bytes) -> None:
-        raise NotImplementedError
+        @property
+        def busy(self) -> bool: ...
 
-    async def drain(self) -> None:
-        raise NotImplementedError
+        def write(self, data: bytes) -> None: ...
 
-    def date_line(self) -> bytes:
-        raise NotImplementedError
+        async def drain(self) -> None: ...
 
-    def _process(self) -> None:
-        raise NotImplementedError
+        def date_line(self) -> bytes: ...
 
-    def _respond(
-        self, head: Head | None, response: Response, keep_alive: bool, *, logged: bool = True
-    ) -> None:
-        raise NotImplementedError
+        def _process(self) -> None: ...
 
-    def _response_done(self, keep_alive: bool) -> None:
-        raise NotImplementedError
+        def _respond(
+            self, head: Head | None, response: Response, keep_alive: bool, *, logged: bool = True
+        ) -> None: ...
 
-    def _next_cycle(self) -> None:
-        raise NotImplementedError
+        def _response_done(self, keep_alive: bool) -> None: ...
 
-    def _run_async(
-        self, coroutine: Coroutine[Any, Any, None], body: FileBody | None = None
-    ) -> None:
-        raise NotImplementedError
+        def _next_cycle(self) -> None: ...
 
-    def _log(self, request: RequestHead | None, status: int, path: str, body_bytes: int) -> None:
-        raise NotImplementedError
+        def _run_async(
+            self, coroutine: Coroutine[Any, Any, None], body: FileBody | None = None
+        ) -> None: ...
 
-    def _await_body(self) -> None:
-        raise NotImplementedError
+        def _log(
+            self, request: RequestHead | None, status: int, path: str, body_bytes: int
+        ) -> None: ...
 
-    def _close(self, *, linger: bool = False) -> None:
-        raise NotImplementedError
+        def _await_body(self) -> None: ...
 
-    def _close_now(self) -> None:
-        raise NotImplementedError
+        def _close(self, *, linger: bool = False) -> None: ...
 
-    def _abort(self, exc: BaseException) -> None:
-        raise NotImplementedError
+        def _close_now(self) -> None: ...
 
-    def _body_timed_out(self, head: Head | None) -> None:
-        raise NotImplementedError
+        def _abort(self, exc: BaseException) -> None: ...
 
-    def _exchange_body_stalled(self, exchange: Exchange) -> None:
-        raise NotImplementedError
+        def _body_timed_out(self, head: Head | None) -> None: ...
 
-    def _switch(self, driver: asyncio.Protocol, data: bytes) -> None:
-        raise NotImplementedError
+        def _exchange_body_stalled(self, exchange: Exchange) -> None: ...
 
-    def _pump_body(self, exchange: Exchange) -> None:
-        raise NotImplementedError
+        def _switch(self, driver: asyncio.Protocol, data: bytes) -> None: ...
 
-    def send_continue(self) -> None:
-        raise NotImplementedError
+        def _pump_body(self, exchange: Exchange) -> None: ...
 
-    def abort_exchange(self, exchange: Exchange, exc: BaseException) -> None:
-        raise NotImplementedError
+        def send_continue(self) -> None: ...
+
+        def abort_exchange(self, exchange: Exchange, exc: BaseException) -> None: ...
