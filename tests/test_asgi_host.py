@@ -6,9 +6,11 @@ The conformance battery against uvicorn is ``test_asgi_conformance.py``.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -312,6 +314,55 @@ def test_server_hosts_an_app_object(tmp_path: Path, loop: str) -> None:
                 "path": "/api/x y",
             }
         connection.close()
+
+
+def gathering_app(count: int) -> Any:
+    """Answers once ``count`` requests are in at the same time (so their responders run
+    side by side and their last writes are batched: ``ExchangeSide.finish_soon``)."""
+    waiting: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/together":
+            event = asyncio.Event()
+            waiting.append(event)
+            if len(waiting) == count:
+                for each in waiting:
+                    each.set()
+                waiting.clear()
+            await event.wait()
+        body = scope["path"].encode() * 100
+        headers = [(b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_responses_finished_in_one_loop_pass_go_out_whole_and_in_order(
+    tmp_path: Path, loop: str
+) -> None:
+    count = 6
+    with start_server(tmp_path, loop, app=gathering_app(count)) as server:
+
+        def client(i: int) -> list[bytes]:
+            connection = http.client.HTTPConnection(server.host, server.port, timeout=5)
+            got = []
+            for path in ("/together", f"/after{i}"):  # keep-alive: the next one follows
+                headers = {"Connection": "close"} if i == 0 and path != "/together" else {}
+                connection.request("GET", path, headers=headers)
+                response = connection.getresponse()
+                assert response.status == 200
+                got.append(response.read())
+            connection.close()
+            return got
+
+        with ThreadPoolExecutor(count) as pool:
+            results = list(pool.map(client, range(count)))
+    for i, got in enumerate(results):
+        assert got == [b"/together" * 100, f"/after{i}".encode() * 100]
 
 
 # --- the example ---------------------------------------------------------------------

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 # Unread request body buffered before the connection stops reading (uvicorn's value).
 BODY_HIGH_WATER = 65536
+# A response's last write up to this size goes out at the end of the loop pass (finish_soon)
+DEFER_MAX = 65536
 
 
 class ClientDisconnected(OSError):
@@ -53,6 +55,7 @@ class Connection(Protocol):
     def write(self, data: bytes) -> None: ...
     async def drain(self) -> None: ...
     async def send_segments(self, fd: int, segments: list[Segment]) -> str: ...
+    def finish_soon(self, exchange: Exchange, data: bytes) -> None: ...
     def resume_body(self) -> None: ...
     def send_continue(self) -> None: ...
     def exchange_done(self, exchange: Exchange) -> None: ...
@@ -244,6 +247,13 @@ class Exchange:
             out += LAST_CHUNK
         if out:
             connection = self.connection
+            if not more and len(out) <= DEFER_MAX and not connection.write_paused:
+                # the last bytes of the response: written with the other connections' at the
+                # end of this loop pass, one wake-up of the client's side for many responses
+                self.phase = FINISHED
+                self._wake()
+                connection.finish_soon(self, out)
+                return
             connection.write(out)
             if connection.write_paused:  # the transport holds bytes: wait until they leave
                 await self._drain()
@@ -315,10 +325,14 @@ class Exchange:
             raise ClientDisconnected(str(exc)) from exc
 
     def _finish(self) -> None:
-        framing = self._framing
-        assert framing is not None
         self.phase = FINISHED
         self._wake()
+        self.complete()
+
+    def complete(self) -> None:
+        """All of the response is written: the connection moves on (or drops it if short)."""
+        framing = self._framing
+        assert framing is not None
         if framing.length is not None and not framing.bodiless and self._sent != framing.length:
             # fewer bytes than promised: the response cannot look complete
             self.connection.abort_exchange(

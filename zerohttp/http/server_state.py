@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..message.dates import DateHeader
 from ..message.response import RequestHead, Response
@@ -79,6 +79,8 @@ class ServerState:
         self.limit = config.limit_concurrency  # 0: none
         self.rejecting = 0  # connections over the limit, answered 503, not yet closed
         self.responders: set[asyncio.Task[None]] = set()  # may outlive their connection
+        # (connection, exchange, last bytes): responses finished in this loop pass
+        self.finishing: list[tuple[Any, Any, bytes]] = []
         self.access_log = access_log
         self.stats = stats
         self.log = ResponseLog(access_log, stats)
