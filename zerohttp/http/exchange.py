@@ -237,7 +237,9 @@ class Exchange:
             self.body = HELD  # answering without reading: no 100 (RFC 9110 §10.1.1)
 
     async def write(self, data: bytes, *, more: bool) -> None:
-        """Body bytes; returns once the kernel has them (ASGI: flushed before ``send`` returns)."""
+        """Body bytes; returns once the transport has them and sent what it can. The last
+        write of a response (up to DEFER_MAX, nothing held back) is handed to the connection
+        to go out at the end of this loop pass, with the other connections' responses."""
         framing = self._checked_framing(len(data))
         out = self._take_head()
         if data and not framing.bodiless:
