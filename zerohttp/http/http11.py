@@ -20,6 +20,19 @@ CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 Headers = Sequence[tuple[bytes, bytes]]
 
 
+def keep_alive_requested(http_version: bytes, connection: bytes | None) -> bool:
+    """RFC 9112 §9.3: 1.1 persists unless ``close``; 1.0 only with ``keep-alive``.
+
+    ``connection`` is the request's Connection field values joined by commas (None: none).
+    """
+    if connection is None:
+        return http_version != b"1.0"
+    tokens = {token.strip().lower() for token in connection.split(b",")}
+    if http_version == b"1.0":
+        return b"keep-alive" in tokens and b"close" not in tokens
+    return b"close" not in tokens
+
+
 def render_head(response: Response, date_line: bytes, *, keep_alive: bool, http10: bool) -> bytes:
     """Status line, Date, Server, the core's fields and the Connection field, then CRLF.
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import h11
 
 from ..message.response import RequestHead
-from .http11 import SUPPORTED_VERSIONS, Headers
+from .http11 import SUPPORTED_VERSIONS, Headers, keep_alive_requested
 
 
 @dataclass(slots=True)
@@ -54,7 +54,8 @@ def head_of(method: bytes, target: bytes, version: bytes, headers: Headers, max_
     """
     size = len(method) + len(target) + len(b" HTTP/1.1\r\n\r\n") + 1
     length = 0
-    has_length = chunked = close = keep_alive_token = expect = False
+    has_length = chunked = expect = False
+    connection: bytes | None = None
     for name, value in headers:
         size += len(name) + len(value) + 3
         if name == b"content-length":
@@ -63,12 +64,7 @@ def head_of(method: bytes, target: bytes, version: bytes, headers: Headers, max_
         elif name == b"transfer-encoding":
             chunked = True
         elif name == b"connection":
-            for token in value.split(b","):
-                token = token.strip().lower()
-                if token == b"close":
-                    close = True
-                elif token == b"keep-alive":
-                    keep_alive_token = True
+            connection = value if connection is None else connection + b"," + value
         elif name == b"expect":
             expect = expect or value.lower() == b"100-continue"
     request = RequestHead(
@@ -81,8 +77,7 @@ def head_of(method: bytes, target: bytes, version: bytes, headers: Headers, max_
         refusal = 431
     elif has_length and chunked:
         refusal = 400
-    # RFC 9112 §9.3: 1.1 persists unless ``close``; 1.0 only with ``keep-alive``
-    keep_alive = (keep_alive_token if version == b"1.0" else True) and not close
+    keep_alive = keep_alive_requested(version, connection)
     return Head(
         request,
         None if chunked else length,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 
 from ..message.response import RequestHead
+from .http11 import keep_alive_requested
 
 # request-line = method SP request-target SP HTTP-version, restricted to GET/HEAD,
 # origin-form and 1.0/1.1 (h11: token, 1*VCHAR, HTTP/DIGIT.DIGIT).
@@ -68,12 +69,5 @@ def read_simple_head(buffer: bytes, max_head: int) -> tuple[RequestHead, int, bo
     if hosts != 1:
         return None
     method, target, version = line.groups()
-    if connection is None:
-        keep_alive = version == b"1.1"
-    else:
-        tokens = {token.strip().lower() for token in connection.split(b",")}
-        if version == b"1.0":
-            keep_alive = b"keep-alive" in tokens and b"close" not in tokens
-        else:
-            keep_alive = b"close" not in tokens
+    keep_alive = keep_alive_requested(version, connection)
     return RequestHead(method, target, version, headers), end + 4, keep_alive
