@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from enum import IntEnum
 from typing import TYPE_CHECKING, Protocol
 
-from ..body.zerocopy import FileShrank, Segment
+from ..body.zerocopy import FileShrank, Segment, settle
 from ..message.response import ByteRange
 from .http11 import (
     LAST_CHUNK,
@@ -180,9 +180,8 @@ class Exchange:
         self._wake()
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self._waiter is not None:
+            settle(self._waiter)
 
     async def receive_body(self) -> tuple[bytes, bool] | None:
         """The next body bytes and whether more follow; None once the client is gone or

@@ -99,8 +99,7 @@ class FileSender:
         """Complete what ``send_now`` left; the body path used. Raises FileShrank, OSError
         or TimeoutError; the caller aborts the connection."""
         segments, transfer, by_reading = pending
-        if transfer is None and not by_reading:
-            await self._flow.drain()
+        if transfer is None and not by_reading:  # the transport held bytes: they go first
             return await self.send_segments(fd, segments)
         if transfer is not None:
             try:
@@ -116,13 +115,7 @@ class FileSender:
         """Bytes and ranges of ``fd`` in order, zero-copy when possible, after what the
         transport holds; the body path used."""
         await self._flow.drain()
-        sock = self.sock if self.sock is not None else self.socket()
-        if sock is None or self._flow.closed:
+        if self._flow.closed:
             return await self.finish(fd, Pending(segments, None, True))
-        transfer = FileTransfer(sock, fd, segments)
-        try:
-            if transfer.pump():
-                return "sendfile"
-        except SendfileUnsupported:
-            return await self.finish(fd, Pending(transfer.remaining(), None, True))
-        return await self.finish(fd, Pending([], transfer, False))
+        sent = self.send_now(fd, segments)  # drained: a Pending now is never "drain first"
+        return sent if isinstance(sent, str) else await self.finish(fd, sent)
