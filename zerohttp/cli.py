@@ -75,6 +75,30 @@ OPTION_GROUPS: tuple[tuple[str, dict[str, str]], ...] = (
         },
     ),
     (
+        "compression",
+        {
+            "compress": "CODING,...",
+            "compress_min_size": "BYTES",
+            "compress_max_size": "BYTES",
+            "compress_cache": "DIR",
+            "compress_cache_size": "BYTES",
+        },
+    ),
+    (
+        "site rules, auth and CORS",
+        {
+            "site_rules": "",
+            "header": "'NAME: VALUE'",
+            "basic_auth_file": "FILE",
+            "basic_auth_realm": "TEXT",
+            "basic_auth_paths": "PATTERN",
+            "cors_allow_origin": "ORIGIN",
+            "cors_allow_headers": "NAME,...",
+            "cors_max_age": "SECONDS",
+        },
+    ),
+    ("behind a proxy", {"proxy_headers": "", "forwarded_allow_ips": "IP,..."}),
+    (
         "limits and timeouts",
         {
             "max_header_bytes": "BYTES",
@@ -120,6 +144,7 @@ OPTION_GROUPS: tuple[tuple[str, dict[str, str]], ...] = (
         },
     ),
     ("processes", {"workers": "N", "loop": ""}),
+    ("settings file", {"config": "FILE"}),
 )
 
 #: defaults shown as what they mean rather than as the value that encodes it
@@ -190,7 +215,11 @@ def build_parser() -> _OneLineParser:
     )
     fields = {field.name: field for field in dataclasses.fields(Config)}
     listed = {name for _, metavars in OPTION_GROUPS for name in metavars}
-    unlisted = {name: name.upper() for name in fields if name not in listed}
+    unlisted = {
+        name: name.upper()
+        for name, field in fields.items()
+        if name not in listed and field.metadata.get("cli", True)
+    }
     defaults = Config()
     hints = _type_hints()
     for title, metavars in (*OPTION_GROUPS, ("other", unlisted)):
@@ -312,7 +341,7 @@ def settings_from_env(
     for field in dataclasses.fields(Config):
         var = env_name(field.name)
         value = environ.get(var, "").strip()
-        if field.name in skip or not value:
+        if field.name in skip or not value or not field.metadata.get("cli", True):
             continue
         is_bool = _value_type(hints.get(field.name), getattr(defaults, field.name)) is bool
         parser.source = (var, value)

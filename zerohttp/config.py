@@ -108,6 +108,35 @@ class Config(StaticOptions):
         "with --app: serve DIR natively under /PREFIX, as /PREFIX=DIR (repeatable)",
         list="repeat",
     )
+    basic_auth_file: str = _opt(
+        "", "require a password: an htpasswd file of bcrypt entries (htpasswd -B)"
+    )
+    basic_auth_realm: str = _opt("zerohttp", "the realm named in WWW-Authenticate")
+    basic_auth_paths: tuple[str, ...] = _opt(
+        (),
+        "URL patterns (as in _headers) that need the password (repeatable; default: all)",
+        list="repeat",
+    )
+    cors_allow_origin: tuple[str, ...] = _opt(
+        (), "answer CORS requests from this ORIGIN (repeatable; * for any)", list="repeat"
+    )
+    cors_allow_headers: tuple[str, ...] = _opt(
+        (),
+        "request headers a CORS preflight may ask for (default: echo what it asks)",
+        list="comma",
+    )
+    cors_max_age: int = _opt(7200, "seconds a browser may cache a CORS preflight's answer")
+    proxy_headers: bool = _opt(
+        False,
+        "take the client's address and scheme from X-Forwarded-For/-Proto and Forwarded "
+        "when the peer is in --forwarded-allow-ips",
+    )
+    forwarded_allow_ips: tuple[str, ...] = _opt(
+        ("127.0.0.1",),
+        "peers (addresses or networks; * for all) whose proxy headers are trusted",
+        list="comma",
+    )
+    config: str = _opt("", "read settings from this TOML file (see examples/site.toml)")
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot work, with the CLI flag's name in the message."""

@@ -25,6 +25,7 @@ from .http.connection import Handler, HTTPConnection, ServerState
 from .http.stats import Stats
 from .listeners import adopt_fd, bind_unix, describe, parse_mode
 from .metrics import SNAPSHOT_SECONDS, MetricsHandler, ProcessStats
+from .stack import server_stack, static_stack
 from .static.filecache import FileCache
 from .static.handler import StaticHandler
 from .tls import ktls_unavailable_reason, server_context
@@ -69,7 +70,8 @@ class Server:
         self.lifespan: Lifespan | None = None
         tls = self.config.tls
         self.ssl_context = server_context(tls) if tls is not None else None
-        self.handler = handler or self._default_handler()
+        self.static_handlers: list[StaticHandler] = []  # ROOT's or the mounts' (caches)
+        self.handler = handler or server_stack(self.config, self._default_handler())
         zero_copy = self.config.sendfile and sendfile_function() is not None
         form = self.config.access_log
         self.access_log = (
@@ -105,26 +107,25 @@ class Server:
         """The static files under ROOT, or the ASGI application with its mounts."""
         config = self.config
         if not config.app:
-            return StaticHandler(config)
+            return static_stack(config, self._static(config))
         app = load_app(config.app, factory=config.factory)
         self.lifespan = Lifespan(app, config.lifespan)  # type: ignore[arg-type]
-        mounts = [
-            Mount(
-                quote(prefix).encode("ascii"),
-                StaticHandler(config.replace(root=check_mount(prefix, d))),
-            )
-            for prefix, d in config.mounts
-        ]
+        mounts = []
+        for prefix, directory in config.mounts:
+            mounted = config.replace(root=check_mount(prefix, directory))
+            handler = static_stack(mounted, self._static(mounted))
+            mounts.append(Mount(quote(prefix).encode("ascii"), handler))
         state = self.lifespan.state if config.lifespan != "off" else None
         scheme = "https" if self.ssl_context is not None else "http"
         return ASGIHost(app, root_path=config.root_path, mounts=mounts, state=state, scheme=scheme)
 
+    def _static(self, config: Config) -> StaticHandler:
+        handler = StaticHandler(config)
+        self.static_handlers.append(handler)
+        return handler
+
     def _caches(self) -> list[FileCache]:
-        handler = self.handler
-        handlers = [m.handler for m in handler.mounts] if isinstance(handler, ASGIHost) else []
-        if isinstance(handler, StaticHandler):
-            handlers.append(handler)
-        return [h.cache for h in handlers if h.cache is not None]
+        return [h.cache for h in self.static_handlers if h.cache is not None]
 
     async def _start_metrics(self, loop: asyncio.AbstractEventLoop) -> None:
         """The metrics listener: our own connection layer with a one-page handler."""

@@ -17,13 +17,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote_to_bytes
 from weakref import WeakKeyDictionary
 
 from ..http.exchange import FINISHED, READY, TOLD, ClientDisconnected, Exchange, Responder
 from ..message.response import RequestHead, Response, error_response
-from ..static.handler import StaticHandler, under_prefix
+from ..static.handler import under_prefix
 from .loader import ASGIApp, Message
 
 logger = logging.getLogger("zerohttp")
@@ -36,12 +36,18 @@ Addresses = tuple[Address, Address]
 WEBSOCKET_REFUSAL = "WebSocket is not supported by zerohttp yet"
 
 
+class FileHandler(Protocol):
+    """The static handler for a directory, with what stands around it (``stack.py``)."""
+
+    def handle(self, request: RequestHead) -> Response: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Mount:
     """A URL prefix answered by the static handler for a directory."""
 
     prefix: bytes  # "/static", percent-encoded as on the wire, no trailing slash
-    handler: StaticHandler
+    handler: FileHandler
 
     def matches(self, target: bytes) -> bool:
         prefix = self.prefix

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, flag_name
-from .head_values import EXT_MEDIA_TYPE, FIELD_VALUE, head_value_problem
+from .head_values import EXT_MEDIA_TYPE, FIELD_VALUE, HEADER_FIELD, head_value_problem
 from .negotiation import DEFAULT_PREFERENCE, SIBLING_SUFFIXES
 
 
@@ -117,6 +117,34 @@ class StaticOptions:
     open_file_cache: int = option(
         256, "files kept open with pre-rendered headers, revalidated by stat on every hit; 0 off"
     )
+    compress: tuple[str, ...] = option(
+        ("zstd", "br", "gzip"),
+        "codings text files are compressed into, once (cached, then sent zero-copy), in "
+        "preference order; 'none' off",
+        list="comma",
+    )
+    compress_min_size: int = option(1024, "smallest file compressed, in bytes")
+    compress_max_size: int = option(64 * 1024 * 1024, "largest file compressed, in bytes")
+    compress_cache: str = option(
+        "",
+        "directory of the compressed copies (default: a private per-user directory under the "
+        "system temporary directory)",
+    )
+    compress_cache_size: int = option(
+        512 * 1024 * 1024, "most bytes of compressed copies kept; least recently used go first"
+    )
+    site_rules: bool = option(
+        True,
+        "apply ROOT/_headers and ROOT/_redirects (Cloudflare Pages syntax); "
+        "--no-site-rules ignores them",
+    )
+    header: tuple[str, ...] = option(
+        (), "add NAME: VALUE to every response (repeatable)", list="repeat", head=HEADER_FIELD
+    )
+    # the config file's [[headers]] and [[redirects]] tables, as lines of _headers and
+    # _redirects: no command-line flag or environment variable
+    header_rules: tuple[str, ...] = option((), "_headers lines", list="repeat", cli=False)
+    redirect_rules: tuple[str, ...] = option((), "_redirects lines", list="repeat", cli=False)
 
     def __post_init__(self) -> None:
         settle_fields(self)
