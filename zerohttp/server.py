@@ -22,6 +22,7 @@ from .config import Config
 from .errors import ConfigError, bind_failure
 from .http.accesslog import AccessLog
 from .http.connection import Handler, HTTPConnection, ServerState
+from .http.proxy import ProxyHeaders
 from .http.stats import Stats
 from .listeners import adopt_fd, bind_unix, describe, parse_mode
 from .metrics import SNAPSHOT_SECONDS, MetricsHandler, ProcessStats
@@ -71,6 +72,9 @@ class Server:
         tls = self.config.tls
         self.ssl_context = server_context(tls) if tls is not None else None
         self.static_handlers: list[StaticHandler] = []  # ROOT's or the mounts' (caches)
+        self.proxy = (
+            ProxyHeaders(self.config.forwarded_allow_ips) if self.config.proxy_headers else None
+        )
         self.handler = handler or server_stack(self.config, self._default_handler())
         zero_copy = self.config.sendfile and sendfile_function() is not None
         form = self.config.access_log
@@ -86,6 +90,7 @@ class Server:
             zero_copy=zero_copy,
             access_log=self.access_log,
             stats=stats,
+            proxy=self.proxy,
         )
         self.metrics: ProcessStats | None = None
         self._metrics_server: asyncio.Server | None = None
@@ -117,7 +122,14 @@ class Server:
             mounts.append(Mount(quote(prefix).encode("ascii"), handler))
         state = self.lifespan.state if config.lifespan != "off" else None
         scheme = "https" if self.ssl_context is not None else "http"
-        return ASGIHost(app, root_path=config.root_path, mounts=mounts, state=state, scheme=scheme)
+        return ASGIHost(
+            app,
+            root_path=config.root_path,
+            mounts=mounts,
+            state=state,
+            scheme=scheme,
+            proxy=self.proxy,
+        )
 
     def _static(self, config: Config) -> StaticHandler:
         handler = StaticHandler(config)

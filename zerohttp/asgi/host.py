@@ -6,6 +6,10 @@ hands over an open file go out through the same sendfile path as the static serv
 ``--mount /prefix=DIR`` paths never reach the application: the native static handler
 answers them synchronously, with its open-file cache.
 
+With ``--proxy-headers``, a request from a trusted peer (``http.proxy``) gets the client
+address and scheme its proxy names in the scope's ``client`` and ``scheme``; from any other
+peer the headers stay what they are, request headers for the application to see.
+
 Send after the client has gone raises ``ClientDisconnected`` (an ``OSError``), as ASGI
 spec 2.4 asks; Starlette then stops streaming instead of polling ``receive``.
 """
@@ -22,6 +26,7 @@ from urllib.parse import unquote_to_bytes
 from weakref import WeakKeyDictionary
 
 from ..http.exchange import FINISHED, READY, TOLD, ClientDisconnected, Exchange, Responder
+from ..http.proxy import ProxyHeaders, forwarded_client
 from ..message.response import RequestHead, Response, error_response
 from ..static.handler import under_prefix
 from .loader import ASGIApp, Message
@@ -32,7 +37,8 @@ ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 BODY_MESSAGES = ("http.response.body", "http.response.zerocopysend", "http.response.pathsend")
 METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 Address = tuple[str, "int | None"] | None
-Addresses = tuple[Address, Address]
+# (client, server, whether the peer may name the client: trusted, or a unix socket)
+Addresses = tuple[Address, Address, bool]
 WEBSOCKET_REFUSAL = "WebSocket is not supported by zerohttp yet"
 
 
@@ -102,13 +108,15 @@ class ASGIHost:
         mounts: Sequence[Mount] = (),
         state: dict[str, Any] | None = None,
         scheme: str = "http",
+        proxy: ProxyHeaders | None = None,
     ) -> None:
         self.app = app
         self.root_path = root_path.rstrip("/")
         self.mounts = tuple(mounts)
         self.state = state
         self.scheme = scheme
-        # (client, server) per connection, looked up on its first request (two syscalls)
+        self.proxy = proxy
+        # (client, server, trusted) per connection, looked up on its first request (two syscalls)
         self._addresses: WeakKeyDictionary[object, Addresses] = WeakKeyDictionary()
 
     def handle(self, request: RequestHead) -> Response | Responder:
@@ -133,26 +141,40 @@ class ASGIHost:
         connection = exchange.connection
         addresses = self._addresses.get(connection)
         if addresses is None:
-            addresses = self._addresses[connection] = _addresses(connection.transport)
+            addresses = self._addresses[connection] = _addresses(connection.transport, self.proxy)
+        client = addresses[0]
+        scheme = self.scheme
+        if addresses[2]:
+            client, scheme = self._forwarded(request, client, scheme)
         method = request.method
         scope: dict[str, Any] = {
             "type": "http",
             "asgi": ASGI_VERSION,
             "http_version": "1.1" if request.http_version == b"1.1" else "1.0",
             "method": METHODS.get(method) or method.decode("ascii"),
-            "scheme": self.scheme,
+            "scheme": scheme,
             "path": self.root_path + path,
             "raw_path": raw_path,
             "query_string": query,
             "root_path": self.root_path,
             "headers": list(request.headers),
-            "client": addresses[0],
+            "client": client,
             "server": addresses[1],
             "extensions": {"http.response.pathsend": {}, "http.response.zerocopysend": {}},
         }
         if self.state is not None:
             scope["state"] = self.state.copy()  # shallow, per request (uvicorn#1902)
         return scope
+
+    def _forwarded(self, request: RequestHead, client: Address, scheme: str) -> tuple[Address, str]:
+        """The scope's client and scheme as a trusted peer's proxy headers name them."""
+        assert self.proxy is not None
+        found = forwarded_client(request.headers, self.proxy.trusted)
+        if found is None:
+            return client, scheme
+        if found.host is not None:
+            client = (found.host, found.port)
+        return client, found.scheme or scheme
 
     async def run(self, exchange: Exchange) -> None:
         """One application call; whatever it leaves unfinished, the exchange completes."""
@@ -219,12 +241,19 @@ class ASGIHost:
             raise RuntimeError(f"unexpected ASGI message type {kind!r}")
 
 
-def _addresses(transport: Any) -> Addresses:
+def _addresses(transport: Any, proxy: ProxyHeaders | None) -> Addresses:
     if transport is None:
-        return None, None
-    return _address(transport.get_extra_info("peername")), _address(
-        transport.get_extra_info("sockname")
-    )
+        return None, None, False
+    peer = transport.get_extra_info("peername")
+    trusted = False
+    if proxy is not None:
+        # a TCP peer is a (host, port, ...) tuple; a unix-socket peer's name is a string
+        # (often empty); None, a transport that lost its peer, is never trusted
+        if isinstance(peer, tuple) and peer:
+            trusted = proxy.trusts(str(peer[0]))
+        elif isinstance(peer, str):
+            trusted = proxy.trusts(None)
+    return _address(peer), _address(transport.get_extra_info("sockname")), trusted
 
 
 def _address(info: Any) -> tuple[str, int | None] | None:

@@ -4,6 +4,10 @@ The drivers hand over one finished response (its request, status, body path and 
 this unit turns it into one ``AccessRecord`` and feeds whichever reports are on. The
 drivers test ``ResponseLog.active`` first, so with nothing on a response costs one
 attribute test.
+
+With ``--proxy-headers``, the line's client is the one a trusted proxy names
+(``proxy.py``); that costs a scan of the request's fields per logged response, and only
+then: without it the connection's peer address, looked up once, is written as it is.
 """
 
 from __future__ import annotations
@@ -13,16 +17,23 @@ import time
 
 from ..message.response import RequestHead
 from .accesslog import AccessLog, AccessRecord
+from .proxy import ProxyHeaders
 from .stats import Stats
 
 logger = logging.getLogger("zerohttp")
 
 
 class ResponseLog:
-    __slots__ = ("access_log", "active", "debug", "stats", "timed")
+    __slots__ = ("access_log", "active", "debug", "proxy", "stats", "timed")
 
-    def __init__(self, access_log: AccessLog | None, stats: Stats | None) -> None:
+    def __init__(
+        self,
+        access_log: AccessLog | None,
+        stats: Stats | None,
+        proxy: ProxyHeaders | None = None,
+    ) -> None:
         self.access_log = access_log
+        self.proxy = proxy if access_log is not None else None  # only the log names a client
         self.stats = stats
         self.debug = logger.isEnabledFor(logging.DEBUG)
         self.active = self.debug or access_log is not None or stats is not None
@@ -39,7 +50,8 @@ class ResponseLog:
         started: float,
     ) -> None:
         """One finished response; ``request`` is None for a head refused unparsed, and
-        ``started`` the perf_counter() of its head (read only when ``timed``)."""
+        ``started`` the perf_counter() of its head (read only when ``timed``); ``remote``
+        is the peer's address, ``-`` for a unix-socket peer."""
         duration = time.perf_counter() - started if self.timed else 0.0
         if self.stats is not None:
             self.stats.count(
@@ -57,6 +69,9 @@ class ResponseLog:
                         referer = value
                     elif name == b"user-agent":
                         agent = value
+                proxy = self.proxy
+                if proxy is not None:
+                    remote = client_address(proxy, remote, request)
             record = AccessRecord(
                 remote, time.time(), method, target, version, status, body_bytes, duration,
                 referer, agent, body_path,
@@ -66,3 +81,12 @@ class ResponseLog:
             target_text = request.target.decode("latin-1") if request else "-"
             method_text = request.method.decode("latin-1") if request else "-"
             logger.debug("%s %s %d body=%s", method_text, target_text, status, body_path)
+
+
+def client_address(proxy: ProxyHeaders, remote: str, request: RequestHead) -> str:
+    """The access log's client: the peer's ``remote`` address, or the one its proxy
+    headers name when the peer is trusted (``-`` is a unix-socket peer, always trusted)."""
+    found = proxy.client(None if remote == "-" else remote, request.headers)
+    if found is None or found.host is None:
+        return remote
+    return found.host

@@ -10,6 +10,7 @@ from ..message.response import RequestHead, Response
 from .accesslog import AccessLog
 from .closing import LINGER_IDLE
 from .health import health_check
+from .proxy import ProxyHeaders
 from .responselog import ResponseLog
 from .stats import Stats
 
@@ -70,6 +71,7 @@ class ServerState:
         zero_copy: bool,
         access_log: AccessLog | None = None,
         stats: Stats | None = None,
+        proxy: ProxyHeaders | None = None,
     ) -> None:
         self.config = config
         self.handler = handler
@@ -83,7 +85,7 @@ class ServerState:
         self.finishing: list[tuple[Any, Any, bytes]] = []
         self.access_log = access_log
         self.stats = stats
-        self.log = ResponseLog(access_log, stats)
+        self.log = ResponseLog(access_log, stats, proxy)
         self.health = health_check(config.health_path)  # None: off
         timeouts = (
             config.keepalive_timeout,
