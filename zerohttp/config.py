@@ -13,9 +13,12 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .access.cors import parse_origin
 from .errors import ConfigError, flag_name
 from .http.accesslog import ACCESS_LOG_FORMATS
+from .http.proxy import TrustedPeers
 from .listeners import parse_mode
+from .static.head_values import FIELD_NAME, head_value_problem
 from .static.options import StaticOptions, settle_fields
 from .static.options import option as _opt
 from .tls import TLSSettings
@@ -229,6 +232,7 @@ class Config(StaticOptions):
                 f"--ssl-cert-reqs {self.ssl_cert_reqs} needs --ssl-ca-certs: without CA "
                 "certificates no client certificate can be verified"
             )
+        check_cors_and_proxy(self)
         StaticOptions.__post_init__(self)  # slots dataclasses lose zero-argument super()
 
     @property
@@ -258,6 +262,27 @@ class Config(StaticOptions):
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
+
+
+def check_cors_and_proxy(config: Config) -> None:
+    """Refuse a CORS or proxy setting that cannot work, naming its flag."""
+    for origin in config.cors_allow_origin:
+        try:
+            parse_origin(origin)
+        except ValueError as exc:
+            raise ConfigError(f"--cors-allow-origin {origin!r}: {exc}") from None
+    if "*" in config.cors_allow_origin and len(config.cors_allow_origin) > 1:
+        raise ConfigError("--cors-allow-origin *: allows every origin, so name no other")
+    for name in config.cors_allow_headers:
+        problem = head_value_problem(FIELD_NAME, name)
+        if problem is not None:
+            raise ConfigError(f"--cors-allow-headers {name!r}: {problem}")
+    if config.cors_max_age < 0:
+        raise ConfigError(f"--cors-max-age {config.cors_max_age}: must be >= 0 seconds")
+    try:
+        TrustedPeers(config.forwarded_allow_ips)
+    except ValueError as exc:
+        raise ConfigError(f"--forwarded-allow-ips: {exc}") from None
 
 
 def _same_listener_host(one: str, other: str) -> bool:

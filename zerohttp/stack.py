@@ -7,6 +7,7 @@ health path is answered before all of these, by the connection layer.
 
 from __future__ import annotations
 
+from .access.cors import cors_stack
 from .asgi.host import FileHandler
 from .config import Config
 from .http.server_state import Handler
@@ -15,7 +16,9 @@ from .static.handler import StaticHandler
 
 def static_stack(config: Config, static: StaticHandler) -> FileHandler:
     """The static handler for ROOT (or a ``--mount``) with the site's rules around it."""
-    return static
+    handler: FileHandler = static
+    handler = cors_stack(handler, config)  # CORS: outermost, so its fields are on every answer
+    return handler
 
 
 def server_stack(config: Config, inner: Handler) -> Handler:
