@@ -105,9 +105,24 @@ def test_vary_is_merged_and_the_cached_head_extended() -> None:
     response = Response(200, fields, b"abc", rendered=rendered(fields))
     allowed = (("Access-Control-Allow-Origin", ORIGIN),)
     out = with_cors(response, allowed)
+    again_cached = rendered(fields)
     assert out.fields == (*fields, *allowed, ("Vary", "Origin"))
     assert out.rendered is not None and out.rendered.fields is out.fields
     assert out.field_lines() == rendered(out.fields).data  # the extended bytes are right
+
+    # the next response from the same cached head gets the same rendering, made once
+    again = with_cors(Response(200, fields, b"abc", rendered=rendered(fields)), allowed)
+    repeat = with_cors(Response(200, fields, b"abc", rendered=again_cached), allowed)
+    assert repeat.rendered is not None and repeat.field_lines() == out.field_lines()
+    assert with_cors(Response(200, fields, rendered=again_cached), allowed).rendered is (
+        repeat.rendered
+    )
+    assert again.field_lines() == out.field_lines()
+    # another origin's fields, from the same cached head: its own rendering
+    second = (("Access-Control-Allow-Origin", "https://second.example"),)
+    other = with_cors(Response(200, fields, rendered=again_cached), second)
+    assert other.fields == (*fields, *second, ("Vary", "Origin"))
+    assert other.field_lines() == rendered(other.fields).data
 
     merged = with_cors(Response(200, (("Vary", "Accept-Encoding"),)), allowed)
     assert merged.fields == (("Vary", "Accept-Encoding, Origin"), *allowed)

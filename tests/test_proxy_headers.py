@@ -422,3 +422,26 @@ def test_a_unix_socket_peer_is_trusted(tmp_path: Path) -> None:
     while not log.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert log.read_text().startswith("203.0.113.7 - - ")
+
+
+def test_results_are_remembered_for_short_values_only() -> None:
+    proxy = ProxyHeaders(["127.0.0.1"])
+    headers = xff("198.51.100.1, 203.0.113.7", "https")
+    first = proxy.client("127.0.0.1", headers)
+    assert first == ForwardedClient("203.0.113.7", 0, "https")
+    assert proxy.client("127.0.0.1", headers) is first  # the remembered result
+    assert proxy.client("192.0.2.1", headers) is None  # trust is asked every time
+    long_chain = xff(", ".join(["203.0.113.7"] * 100))
+    assert proxy.client("127.0.0.1", long_chain) == ForwardedClient("203.0.113.7")
+    assert proxy.client("127.0.0.1", long_chain) is not proxy.client("127.0.0.1", long_chain)
+
+
+@settings(max_examples=200, deadline=None)
+@given(chains())
+def test_remembered_results_are_the_computed_ones(drawn: tuple[list[str], set[str]]) -> None:
+    chain, trusted_set = drawn
+    proxy = ProxyHeaders(sorted(trusted_set) or ["192.0.2.255"])
+    headers = xff(", ".join(chain))
+    expected = forwarded_client(headers, proxy.trusted)
+    assert proxy.forwarded(headers) == expected
+    assert proxy.forwarded(headers) == expected

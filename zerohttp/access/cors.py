@@ -124,37 +124,57 @@ _ACAO = "access-control-allow-origin"
 
 def with_cors(response: Response, allowed: Fields) -> Response:
     """``response`` with the CORS ``allowed`` fields, and ``Origin`` added to its ``Vary``
-    unless they allow any origin. A current pre-rendered head is extended, not rendered
-    again, when the fields are only appended (no ``Vary`` to merge into)."""
-    vary_origin = allowed is not ANY_ORIGIN
-    fields = response.fields
+    unless they allow any origin.
+
+    A response that carries a current pre-rendered head (the open-file cache's, made once
+    per file version) gets a rendering of its new fields made once too, and kept beside
+    the cached one: a repeated request from an allowed origin costs a dictionary look-up.
+    """
+    cached = response.rendered
+    if cached is not None and cached.fields is response.fields:
+        key = (id(cached), id(allowed))
+        kept = _RENDERED.get(key)
+        if kept is None or kept[0] is not cached or kept[1] is not allowed:
+            if len(_RENDERED) >= RENDERED_CACHE_SIZE:
+                _RENDERED.clear()
+            fields = cors_fields(cached.fields, allowed)
+            kept = _RENDERED[key] = (cached, allowed, RenderedFields(fields, render_fields(fields)))
+        response.fields = kept[2].fields
+        response.rendered = kept[2]
+        return response
+    response.fields = cors_fields(response.fields, allowed)
+    return response
+
+
+# (cached rendering, allowed fields) by their ids -> the rendering with CORS; the two are
+# kept so an id reused after one is freed is never taken for it
+RENDERED_CACHE_SIZE = 1024
+_RENDERED: dict[tuple[int, int], tuple[RenderedFields, Fields, RenderedFields]] = {}
+
+
+def cors_fields(fields: Fields, allowed: Fields) -> Fields:
+    """``fields`` with ``allowed`` appended and ``Origin`` in ``Vary`` (not for ``*``);
+    the same ``fields`` when they hold an Allow-Origin already (a site rule decided)."""
     vary_at = -1
     for index, (name, _) in enumerate(fields):
         lower = name.lower()
         if lower == _ACAO:
-            return response  # a site rule decided already
+            return fields
         if lower == "vary":
             vary_at = index
-    if not vary_origin:
-        added = allowed
-    elif vary_at < 0:
-        added = allowed + _VARY_ORIGIN
-    else:
-        added = allowed
-        vary = fields[vary_at][1]
-        tokens = {token.strip(" \t").lower() for token in vary.split(",")}
-        if "*" not in tokens and "origin" not in tokens:
-            fields = (
-                *fields[:vary_at],
-                (fields[vary_at][0], f"{vary}, Origin"),
-                *fields[vary_at + 1 :],
-            )
-    cached = response.rendered
-    new_fields = fields + added
-    if cached is not None and cached.fields is fields:
-        response.rendered = RenderedFields(new_fields, cached.data + render_fields(added))
-    response.fields = new_fields
-    return response
+    if allowed is ANY_ORIGIN:
+        return fields + allowed
+    if vary_at < 0:
+        return fields + allowed + _VARY_ORIGIN
+    vary = fields[vary_at][1]
+    tokens = {token.strip(" \t").lower() for token in vary.split(",")}
+    if "*" not in tokens and "origin" not in tokens:
+        fields = (
+            *fields[:vary_at],
+            (fields[vary_at][0], f"{vary}, Origin"),
+            *fields[vary_at + 1 :],
+        )
+    return fields + allowed
 
 
 class CORSHandler:

@@ -26,7 +26,7 @@ from urllib.parse import unquote_to_bytes
 from weakref import WeakKeyDictionary
 
 from ..http.exchange import FINISHED, READY, TOLD, ClientDisconnected, Exchange, Responder
-from ..http.proxy import ProxyHeaders, forwarded_client
+from ..http.proxy import ProxyHeaders
 from ..message.response import RequestHead, Response, error_response
 from ..static.handler import under_prefix
 from .loader import ASGIApp, Message
@@ -169,7 +169,7 @@ class ASGIHost:
     def _forwarded(self, request: RequestHead, client: Address, scheme: str) -> tuple[Address, str]:
         """The scope's client and scheme as a trusted peer's proxy headers name them."""
         assert self.proxy is not None
-        found = forwarded_client(request.headers, self.proxy.trusted)
+        found = self.proxy.forwarded(request.headers)
         if found is None:
             return client, scheme
         if found.host is not None:

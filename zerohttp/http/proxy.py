@@ -262,25 +262,43 @@ def pick_client(
     return found  # every hop a trusted proxy: the left-most is the client
 
 
+ProxyValues = tuple[bytes, bytes, bytes]  # X-Forwarded-For, X-Forwarded-Proto, Forwarded
+
+
+def proxy_values(headers: Sequence[tuple[bytes, bytes]]) -> ProxyValues | None:
+    """The three fields' values (each list's lines joined with a comma), or None if the
+    request has none of them: one pass over the header names."""
+    x_for = x_proto = forwarded = b""
+    seen = False
+    for name, value in headers:
+        if name == b"x-forwarded-for":
+            x_for = x_for + b"," + value if x_for else value
+            seen = True
+        elif name == b"x-forwarded-proto":
+            x_proto = x_proto + b"," + value if x_proto else value
+            seen = True
+        elif name == b"forwarded":
+            forwarded = forwarded + b"," + value if forwarded else value
+            seen = True
+    return (x_for, x_proto, forwarded) if seen else None
+
+
 def forwarded_client(
     headers: Sequence[tuple[bytes, bytes]], trusted: TrustedPeers
 ) -> ForwardedClient | None:
     """What a trusted peer's headers say of the client, or None if they say nothing
     usable. Only call it for a trusted peer: this function does not know the peer."""
-    x_for: list[bytes] = []
-    x_proto: list[bytes] = []
-    forwarded: list[bytes] = []
-    for name, value in headers:
-        if name == b"x-forwarded-for":
-            x_for.append(value)
-        elif name == b"x-forwarded-proto":
-            x_proto.append(value)
-        elif name == b"forwarded":
-            forwarded.append(value)
+    values = proxy_values(headers)
+    return None if values is None else client_of(values, trusted)
+
+
+def client_of(values: ProxyValues, trusted: TrustedPeers) -> ForwardedClient | None:
+    """``forwarded_client`` once the three fields are read."""
+    x_for, x_proto, forwarded = values
     if x_for or x_proto:
-        entries = split_list(b",".join(x_for).decode("latin-1"))
+        entries = split_list(x_for.decode("latin-1"))
         found = pick_client(entries, parse_node, trusted)
-        protos = split_list(b",".join(x_proto).decode("latin-1"))
+        protos = split_list(x_proto.decode("latin-1"))
         # the proto of the client's own hop where the two lists line up, else the one the
         # nearest proxy set
         proto = ""
@@ -289,25 +307,30 @@ def forwarded_client(
         elif protos:
             proto = protos[-1]
         scheme = SCHEMES.get(proto.lower())
-    elif forwarded:
-        elements = forwarded_elements(b",".join(forwarded).decode("latin-1"))
+    else:
+        elements = forwarded_elements(forwarded.decode("latin-1"))
         found = pick_client(elements, forwarded_hop, trusted)
         scheme = found[1].scheme if found is not None else None
-    else:
-        return None
     if found is None:
         return None if scheme is None else ForwardedClient(None, 0, scheme)
     return ForwardedClient(found[1].host, found[1].port, scheme)
+
+
+# Results kept per header values: a proxy sends the same few values again and again.
+# Only short ones are kept (a long chain is rare, and the cache stays small).
+RESULT_CACHE_SIZE = 4096
+_CACHED_VALUES_MAX = 256
 
 
 class ProxyHeaders:
     """``--proxy-headers`` with its ``--forwarded-allow-ips``: the one object the access
     log and the ASGI host ask."""
 
-    __slots__ = ("trusted",)
+    __slots__ = ("_results", "trusted")
 
     def __init__(self, allow: Iterable[str]) -> None:
         self.trusted = TrustedPeers(allow)
+        self._results: dict[ProxyValues, ForwardedClient | None] = {}
 
     def trusts(self, peer: str | None) -> bool:
         """``peer`` is the connection's address text, None for a unix-socket peer."""
@@ -319,4 +342,21 @@ class ProxyHeaders:
         """The client as the headers say, if ``peer`` may say it; None: keep the peer."""
         if not self.trusts(peer):
             return None
-        return forwarded_client(headers, self.trusted)
+        return self.forwarded(headers)
+
+    def forwarded(self, headers: Sequence[tuple[bytes, bytes]]) -> ForwardedClient | None:
+        """``forwarded_client`` for a peer known to be trusted, its results remembered."""
+        values = proxy_values(headers)
+        if values is None:
+            return None
+        results = self._results
+        try:
+            return results[values]
+        except KeyError:
+            pass
+        found = client_of(values, self.trusted)
+        if sum(map(len, values)) <= _CACHED_VALUES_MAX:
+            if len(results) >= RESULT_CACHE_SIZE:
+                results.clear()
+            results[values] = found
+        return found
