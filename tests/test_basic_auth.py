@@ -293,3 +293,34 @@ def test_the_cleartext_warning(tmp_path: Path) -> None:
     assert "in clear" in cleartext_password_warnings(on)[0]
     assert cleartext_password_warnings(on.replace(proxy_headers=True)) == []
     assert cleartext_password_warnings(Config(root=str(tmp_path))) == []
+
+
+def test_the_file_is_stated_once_per_pass_of_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = BasicAuthGate(Inner(), str(password_file(tmp_path)))
+    stats: list[object] = []
+    real = gate_module.signature_of
+
+    def counting(path: str | bytes) -> gate_module.Signature:
+        stats.append(path)
+        return real(path)
+
+    monkeypatch.setattr(gate_module, "signature_of", counting)
+
+    async def scenario() -> None:
+        await settle(gate.handle(get(authorization=basic("alice", "wonder"))))
+        stats.clear()
+        for _ in range(5):  # one pass: one stat
+            assert isinstance(gate.handle(get(authorization=basic("alice", "wonder"))), Response)
+        assert len(stats) == 1
+        await asyncio.sleep(0)
+        gate.handle(get(authorization=basic("alice", "wonder")))
+        assert len(stats) == 2
+        gate.handle(get())  # no credentials: refused without a look at the file
+        assert len(stats) == 2
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        gate.close()
