@@ -438,6 +438,17 @@ def ignored_settings(
     return errors, warnings
 
 
+def cleartext_password_warnings(config: Config) -> list[str]:
+    """Basic auth over plain HTTP sends the password in clear (base64 is no encryption):
+    fine behind a TLS proxy (--proxy-headers says there is one), else worth a warning."""
+    if not config.basic_auth_file or config.ssl_certfile or config.proxy_headers:
+        return []
+    return [
+        "--basic-auth-file without TLS: passwords cross the network in clear; add "
+        "--ssl-certfile, or serve behind a TLS proxy (--proxy-headers)"
+    ]
+
+
 ADDRESS_FLAGS = ("--port", "--uds", "--fd")
 
 
@@ -466,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     errors, warnings = ignored_settings(config, given, from_env)
     if errors:
         parser.exit(USAGE_ERROR, f"zerohttp: error: {errors[0]}\n")
-    for warning in warnings:
+    for warning in [*warnings, *cleartext_password_warnings(config)]:
         print(f"zerohttp: warning: {warning}", file=sys.stderr)
     _serve(config, address_given=names_an_address(args, os.environ))
 
