@@ -443,8 +443,9 @@ def ignored_settings(
         return f"{name} = {toml_value(value)} in {config.config}"
 
     def report(names: Sequence[str], why: str, always_error: bool = False) -> None:
+        only_file = {*from_file} - {*from_cli, *from_env}
         together = all(name in from_cli for name in names) or all(
-            name in from_file and name not in from_env for name in names
+            name in only_file for name in names
         )
         if always_error or together:
             errors.append(f"{' and '.join(said(name) for name in names)}: {why}")

@@ -223,9 +223,7 @@ def _mounted(entry: str, base: str) -> str:
 def _table_lines(key: str, value: Any, source: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(table, dict) for table in value):
         got = toml_value(value)
-        raise ConfigError(
-            f"{source}: {key}: expected [[{key}]] tables (an array of tables), got {got}"
-        )
+        raise ConfigError(f"{source}: {key}: expected [[{key}]] tables, got {got}")
     lines: list[str] = []
     for number, table in enumerate(value, 1):
         where = f"{source}: {key}[{number}]"
@@ -294,6 +292,11 @@ def redirect_line(table: Mapping[str, Any], where: str) -> str:
 
 def _check_keys(table: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
     for key in table:
+        if key in KEYS:  # TOML puts every key below a [[table]] line into that table
+            raise ConfigError(
+                f"{where}.{key}: a setting inside a table: settings go above the first "
+                "[[headers]] or [[redirects]] line"
+            )
         if key not in known:
             raise ConfigError(f"{where}.{key}: unknown key{_suggestion(key, known)}")
 
@@ -308,7 +311,7 @@ def _pattern(table: Mapping[str, Any], key: str, where: str) -> str:
     if not _one_word(pattern):
         shown = toml_value(pattern)
         raise ConfigError(
-            f"{where}.{key}: {shown}: a URL pattern has no spaces or control characters"
+            f"{where}.{key}: {shown}: a URL pattern has no space or control character"
         )
     try:
         compile_pattern(pattern)
