@@ -108,8 +108,7 @@ def test_a_date_is_shown_as_written() -> None:
 
 def test_long_values_are_shortened() -> None:
     message = error({"port": "x" * 500})
-    assert message.endswith('..."'[:-1] + "...") or message.endswith("...")
-    assert len(message) < 120
+    assert message == 'site.toml: port: expected an integer, got "' + "x" * 56 + "..."
 
 
 def test_values_as_the_fields_take_them() -> None:
