@@ -440,7 +440,7 @@ def ignored_settings(
             return f"{env_name(name)}={value}"
         from .config_file import toml_value
 
-        return f"{name} = {toml_value(value)} in {config.config}"
+        return f"{name} = {toml_value(value, limit=0)} in {config.config}"
 
     def report(names: Sequence[str], why: str, always_error: bool = False) -> None:
         only_file = {*from_file} - {*from_cli, *from_env}

@@ -189,8 +189,9 @@ def _kind(field: dataclasses.Field[Any]) -> type:
     return _SCALARS.get(hint) or type(field.default)
 
 
-def toml_value(value: Any) -> str:
-    """A value as TOML writes it, shortened: ``"80"``, ``true``, ``an array``."""
+def toml_value(value: Any, limit: int = 60) -> str:
+    """A value as TOML writes it, shortened to ``limit`` characters (0: whole): ``"80"``,
+    ``true``, ``an array``."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
@@ -198,7 +199,7 @@ def toml_value(value: Any) -> str:
     if isinstance(value, dict):
         return "a table"
     text = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if not limit or len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _resolved(key: str, value: Any, base: str) -> Any:
