@@ -323,6 +323,8 @@ def _pattern(table: Mapping[str, Any], key: str, where: str) -> str:
 
 def _check_name(name: str, where: str) -> None:
     problem = head_value_problem(FIELD_NAME, name)
+    if problem is None and name.startswith("!"):  # a token, but _headers reads "! x" lines
+        problem = "a header field name starting with ! reads as a removal in _headers"
     if problem is not None:
         raise ConfigError(f"{where}: {toml_value(name)}: {problem}")
 
