@@ -97,10 +97,10 @@ def header_fields(lines: tuple[str, ...]) -> Fields:
 def check_site_rules(options: StaticOptions) -> None:
     """``--header`` names no field zerohttp writes itself; the settings' rules parse (the
     files' own are read when a server starts)."""
-    for name, _ in header_fields(options.header):
-        problem = reserved_problem(name)
+    for line in options.header:
+        problem = reserved_problem(line.partition(":")[0].strip())
         if problem is not None:
-            raise ConfigError(f"--header {name}: {problem}")
+            raise ConfigError(f"--header {line!r}: {problem}")
     try:
         parse_headers("\n".join(options.header_rules), "header_rules")
         parse_redirects("\n".join(options.redirect_rules), "redirect_rules")

@@ -52,7 +52,7 @@ class HeaderBlock:
 def reserved_problem(name: str) -> str | None:
     """Why a rule cannot touch field ``name``, or None."""
     if name.lower() in RESERVED_FIELDS:
-        return f"{name} is set by zerohttp itself and cannot be changed by a rule"
+        return "zerohttp sets this field itself: no rule can set or remove it"
     return None
 
 
