@@ -12,11 +12,15 @@ from .asgi.host import FileHandler
 from .config import Config
 from .http.server_state import Handler
 from .static.handler import StaticHandler
+from .static.rules.site import SiteRules, wanted
 
 
 def static_stack(config: Config, static: StaticHandler) -> FileHandler:
-    """The static handler for ROOT (or a ``--mount``) with the site's rules around it."""
-    return static
+    """The static handler for ROOT (or a ``--mount``) with the site's rules around it
+    (``_headers``, ``_redirects``, ``--header``); bare when there can be none."""
+    if not wanted(config):
+        return static
+    return SiteRules(static, config.root, config)
 
 
 def server_stack(config: Config, inner: Handler) -> Handler:
