@@ -32,6 +32,7 @@ from zerohttp.errors import ConfigError
 from zerohttp.message.response import RequestHead, Response, rendered
 from zerohttp.stack import static_stack
 from zerohttp.static.handler import StaticHandler
+from zerohttp.static.rules.site import SiteRules
 
 ORIGIN = "http://app.example:8080"
 OTHER = "http://evil.example"
@@ -187,11 +188,15 @@ def test_the_handler() -> None:
 
 
 def test_no_wrapper_without_origins(tmp_path: Path) -> None:
-    static = StaticHandler(Config(root=str(tmp_path)))
-    assert static_stack(Config(root=str(tmp_path)), static) is static
-    wrapped = static_stack(Config(root=str(tmp_path), cors_allow_origin=(ORIGIN,)), static)
+    bare = Config(root=str(tmp_path), site_rules=False)
+    static = StaticHandler(bare)
+    assert static_stack(bare, static) is static
+    assert cors_stack(static, bare) is static
+    wrapped = static_stack(bare.replace(cors_allow_origin=(ORIGIN,)), static)
     assert isinstance(wrapped, CORSHandler) and wrapped.inner is static
-    assert cors_stack(static, Config(root=str(tmp_path))) is static
+    # with the site's rules: CORS stands outside them
+    ruled = static_stack(Config(root=str(tmp_path), cors_allow_origin=(ORIGIN,)), static)
+    assert isinstance(ruled, CORSHandler) and isinstance(ruled.inner, SiteRules)
 
 
 # --- end to end -------------------------------------------------------------------------
@@ -360,3 +365,15 @@ def test_a_mount_gets_cors_and_the_app_brings_its_own(cors_site: Path, tmp_path:
         app = ask(server, "GET", "/api", f"Origin: {ORIGIN}")
         assert app.status == 200 and app.body == b"app"
         assert_no_cors(app)
+
+
+def test_cors_stands_outside_the_site_rules(tmp_path: Path) -> None:
+    (tmp_path / "data.json").write_text("{}\n")
+    (tmp_path / "_headers").write_text("/*\n  X-Rule: yes\n  Vary: Cookie\n")
+    with start_server(tmp_path, cors_allow_origin=(ORIGIN,)) as server:
+        for target, status in (("/data.json", 200), ("/missing", 404)):
+            response = ask(server, "GET", target, f"Origin: {ORIGIN}")
+            assert response.status == status
+            assert response.header("x-rule") == "yes"
+            assert response.header("access-control-allow-origin") == ORIGIN
+            assert response.header("vary") == "Cookie, Origin"

@@ -250,3 +250,17 @@ def test_init_container_makes_the_configmap_servable(
             with urllib.request.urlopen(running.url(f"/{key}"), timeout=10) as response:
                 assert response.status == 200
                 assert response.read().decode() == value
+
+
+def test_compressed_copies_have_a_writable_volume(
+    pod: dict[str, Any], container: dict[str, Any]
+) -> None:
+    """The root file system is read-only: the compression cache needs a volume of its own,
+    larger than the bound zerohttp keeps it under (else the kubelet evicts the pod)."""
+    config = parse_config([], environ=env_of(container))
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == config.compress_cache]
+    assert not mount.get("readOnly", False)
+    volume = {v["name"]: v for v in pod["volumes"]}[mount["name"]]
+    limit = volume["emptyDir"]["sizeLimit"]
+    assert limit.endswith("Mi")
+    assert config.compress_cache_size < int(limit[:-2]) * 1024 * 1024

@@ -6,8 +6,9 @@ Every field is a flag (``root`` is the positional ROOT) and also an environment 
 ``OPTION_GROUPS`` says where ``--help`` lists it and what its argument is called. An
 environment value is turned into the flag's own arguments and parsed by the same parser,
 so it is converted and checked exactly like the flag, and a bad one is the flag's one-line
-error naming the variable. Precedence: command line, then environment, then the
-``Config`` default.
+error naming the variable. ``--config FILE`` (or ``ZEROHTTP_CONFIG``) reads a TOML file
+whose keys are the same field names (see ``config_file``). Precedence: command line, then
+environment, then the file, then the ``Config`` default.
 
 ``zerohttp --check URL`` is not a setting: it fetches URL and exits 0 on a 2xx/3xx answer,
 1 otherwise: a container health check that needs no curl in the image. It runs every few
@@ -168,8 +169,13 @@ ENV_HELP = (
     "options take 1/0, true/false, yes/no or on/off; A,B,... lists are written as on the "
     "command line; a repeatable option (--mime, --mount) takes a comma-separated list, or "
     "one entry per line when the value contains a newline (then commas are kept). An empty "
-    "variable counts as unset. Exit status: 0 after a clean stop, 2 for a usage error (a bad "
-    "option or variable, settings that cannot work together), 1 when the server cannot start "
+    "variable counts as unset. --config FILE (or ZEROHTTP_CONFIG) reads settings from a TOML "
+    "file whose keys are the option names with underscores (port = 8080, access_log = "
+    '"json", mime = ["md=text/markdown"], root = "public"), plus [[headers]] and '
+    "[[redirects]] tables (see examples/site.toml); its relative paths start from its own "
+    "directory. Precedence: the command line, then the environment, then the file, then the "
+    "defaults. Exit status: 0 after a clean stop, 2 for a usage error (a bad option, variable "
+    "or settings file, settings that cannot work together), 1 when the server cannot start "
     "(ROOT missing, port in use, the app fails to import...) or fails."
 )
 
@@ -358,7 +364,8 @@ def parse_config(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Config:
     """The ``Config`` that ``zerohttp ARGV`` runs with, ``ZEROHTTP_*`` from ``environ``
-    (default ``os.environ``) filling what the arguments leave out."""
+    (default ``os.environ``), then the ``--config`` file, filling what the arguments leave
+    out."""
     parser = build_parser()
     given = _given(parser.parse_args(argv))
     return _config(parser, given, os.environ if environ is None else environ)[0]
@@ -371,35 +378,57 @@ def _given(namespace: argparse.Namespace) -> dict[str, Any]:
 
 def _config(
     parser: _OneLineParser, given: Mapping[str, Any], environ: Mapping[str, str]
-) -> tuple[Config, dict[str, Any]]:
-    """The ``Config``, and the settings that came from the environment."""
+) -> tuple[Config, dict[str, Any], dict[str, Any]]:
+    """The ``Config`` of the command line, the environment and the settings file, in that
+    order of precedence, and the settings that came from the environment and from the file.
+    A ConfigError from ``Config`` names the variable or file key that gave what it refuses."""
     from .config import Config
 
     from_env = settings_from_env(parser, environ, skip=list(given))
-    values = {**from_env, **given}
+    path = given.get("config") or from_env.get("config")
+    from_file: dict[str, Any] = {}
+    if path:
+        from .config_file import load
+
+        from_file = load(path)
+    values = {**from_file, **from_env, **given}
     for name, value in values.items():
         if isinstance(value, list):
             values[name] = tuple(value)
     try:
-        return Config(**values), from_env
+        return Config(**values), from_env, from_file
     except ConfigError as exc:
         message = str(exc)
-        named = [
-            env_name(name)
-            for name in from_env
-            if re.search(rf"(?<![\w-]){re.escape(flag_name(name))}(?![\w-])", message)
-        ]
-        if named:
-            raise ConfigError(f"{message} (from {', '.join(named)})") from None
+
+        def named(names: Collection[str]) -> list[str]:
+            return [
+                name
+                for name in names
+                if name not in given
+                and re.search(rf"(?<![\w-]){re.escape(flag_name(name))}(?![\w-])", message)
+            ]
+
+        by_env = [env_name(name) for name in named(from_env)]
+        by_file = [name for name in named(from_file) if name not in from_env]
+        if by_env:
+            message += f" (from {', '.join(by_env)})"
+        if by_file:
+            message += f" (from {path}: {', '.join(by_file)})"
+        if by_env or by_file:
+            raise ConfigError(message) from None
         raise
 
 
 def ignored_settings(
-    config: Config, from_cli: Collection[str], from_env: Collection[str]
+    config: Config,
+    from_cli: Collection[str],
+    from_env: Collection[str],
+    from_file: Collection[str] = (),
 ) -> tuple[list[str], list[str]]:
     """(errors, warnings) for settings given that others make ineffective, so that none is
-    silently ignored. Given together on the command line they are an error; when one came
-    from the environment (the image's ZEROHTTP_PORT with ``--uds``, say) a warning."""
+    silently ignored. Given together on the command line, or together in the settings
+    file, they are an error; when one came from elsewhere (the image's ZEROHTTP_PORT with
+    ``--uds``, say, or the file's port) a warning."""
     errors: list[str] = []
     warnings: list[str] = []
 
@@ -407,27 +436,35 @@ def ignored_settings(
         value = getattr(config, name)
         if name in from_cli:
             return f"ROOT {value!r}" if name == "root" else f"{flag_name(name)} {value}"
-        return f"{env_name(name)}={value}"
+        if name in from_env:
+            return f"{env_name(name)}={value}"
+        from .config_file import toml_value
+
+        return f"{name} = {toml_value(value, limit=0)} in {config.config}"
 
     def report(names: Sequence[str], why: str, always_error: bool = False) -> None:
-        if always_error or all(name in from_cli for name in names):
+        only_file = {*from_file} - {*from_cli, *from_env}
+        together = all(name in from_cli for name in names) or all(
+            name in only_file for name in names
+        )
+        if always_error or together:
             errors.append(f"{' and '.join(said(name) for name in names)}: {why}")
         else:
             warnings.append(f"{' and '.join(said(name) for name in names)}: {why}")
 
+    given = {*from_cli, *from_env, *from_file}
     listener = "uds" if config.uds else "fd" if config.fd >= 0 else ""
-    tcp = [name for name in ("host", "port") if name in from_cli or name in from_env]
+    tcp = [name for name in ("host", "port") if name in given]
     if listener and tcp:
         ignored = " and ".join(flag_name(name) for name in tcp)
         report([listener, *tcp], f"two addresses to listen on: {ignored} ignored")
-    if config.app and ("root" in from_cli or "root" in from_env):
+    if config.app and "root" in given:
         mounted = [os.path.normpath(directory) for _, directory in config.mounts]
         if os.path.normpath(config.root) not in mounted:
             report(
                 ["app", "root"],
                 "ROOT is not served with --app: serve files with --mount /PREFIX=DIR",
             )
-    given = {*from_cli, *from_env}
     if "access_log_file" in given and "access_log" not in given:
         report(
             ["access_log_file"],
@@ -438,13 +475,28 @@ def ignored_settings(
     return errors, warnings
 
 
+def cleartext_password_warnings(config: Config) -> list[str]:
+    """Basic auth over plain HTTP sends the password in clear (base64 is no encryption):
+    fine behind a TLS proxy (--proxy-headers says there is one), else worth a warning."""
+    if not config.basic_auth_file or config.ssl_certfile or config.proxy_headers:
+        return []
+    return [
+        "--basic-auth-file without TLS: passwords cross the network in clear; add "
+        "--ssl-certfile, or serve behind a TLS proxy (--proxy-headers)"
+    ]
+
+
 ADDRESS_FLAGS = ("--port", "--uds", "--fd")
 
 
-def names_an_address(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
-    """Whether the command line or a ZEROHTTP_ variable says where to listen (else a socket
-    passed by systemd socket activation is served)."""
+def names_an_address(
+    argv: Sequence[str], environ: Mapping[str, str], from_file: Collection[str] = ()
+) -> bool:
+    """Whether the command line, a ZEROHTTP_ variable or the settings file says where to
+    listen (else a socket passed by systemd socket activation is served)."""
     if any(arg.split("=", 1)[0] in ADDRESS_FLAGS for arg in argv):
+        return True
+    if any(flag[2:] in from_file for flag in ADDRESS_FLAGS):
         return True
     return any(environ.get(f"ZEROHTTP_{flag[2:].upper()}") for flag in ADDRESS_FLAGS)
 
@@ -460,15 +512,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(check(namespace.check))
     given = _given(namespace)
     try:
-        config, from_env = _config(parser, given, os.environ)
+        config, from_env, from_file = _config(parser, given, os.environ)
     except ConfigError as exc:
         parser.exit(USAGE_ERROR, f"zerohttp: error: {exc}\n")
-    errors, warnings = ignored_settings(config, given, from_env)
+    errors, warnings = ignored_settings(config, given, from_env, from_file)
     if errors:
         parser.exit(USAGE_ERROR, f"zerohttp: error: {errors[0]}\n")
-    for warning in warnings:
+    for warning in [*warnings, *cleartext_password_warnings(config)]:
         print(f"zerohttp: warning: {warning}", file=sys.stderr)
-    _serve(config, address_given=names_an_address(args, os.environ))
+    _serve(config, address_given=names_an_address(args, os.environ, from_file))
 
 
 def _serve(config: Config, address_given: bool) -> None:

@@ -21,12 +21,14 @@ from .listeners import parse_mode
 from .static.head_values import FIELD_NAME, head_value_problem
 from .static.options import StaticOptions, settle_fields
 from .static.options import option as _opt
+from .static.urlpattern import compile_pattern
 from .tls import TLSSettings
 
 LoopName = Literal["auto", "uvloop", "asyncio"]
 LOOP_NAMES: tuple[LoopName, ...] = ("auto", "uvloop", "asyncio")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 LIFESPAN_MODES = ("auto", "on", "off")
+BASIC_AUTH_REALM = "zerohttp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +116,7 @@ class Config(StaticOptions):
     basic_auth_file: str = _opt(
         "", "require a password: an htpasswd file of bcrypt entries (htpasswd -B)"
     )
-    basic_auth_realm: str = _opt("zerohttp", "the realm named in WWW-Authenticate")
+    basic_auth_realm: str = _opt(BASIC_AUTH_REALM, "the realm named in WWW-Authenticate")
     basic_auth_paths: tuple[str, ...] = _opt(
         (),
         "URL patterns (as in _headers) that need the password (repeatable; default: all)",
@@ -233,6 +235,7 @@ class Config(StaticOptions):
                 "certificates no client certificate can be verified"
             )
         check_cors_and_proxy(self)
+        _check_basic_auth(self)
         StaticOptions.__post_init__(self)  # slots dataclasses lose zero-argument super()
 
     @property
@@ -283,6 +286,36 @@ def check_cors_and_proxy(config: Config) -> None:
         TrustedPeers(config.forwarded_allow_ips)
     except ValueError as exc:
         raise ConfigError(f"--forwarded-allow-ips: {exc}") from None
+
+
+def _check_basic_auth(config: Config) -> None:
+    """--basic-auth-*: the realm goes into a quoted-string of WWW-Authenticate as it is, the
+    paths must compile as URL patterns, and neither means anything without the file (read
+    and checked line by line when the server starts: ``access.gate``)."""
+    realm = config.basic_auth_realm
+    if not realm or any(not 0x20 <= ord(char) <= 0x7E or char in '"\\' for char in realm):
+        raise ConfigError(
+            f"--basic-auth-realm {realm!r}: must be printable ASCII without quote or backslash"
+        )
+    for pattern in config.basic_auth_paths:
+        try:
+            compile_pattern(pattern)
+        except ValueError as exc:
+            raise ConfigError(f"--basic-auth-paths {exc}") from None
+    if config.basic_auth_file:
+        return
+    given = [
+        flag
+        for flag, set_ in (
+            ("--basic-auth-realm", realm != BASIC_AUTH_REALM),
+            ("--basic-auth-paths", bool(config.basic_auth_paths)),
+        )
+        if set_
+    ]
+    if given:
+        raise ConfigError(
+            f"{' and '.join(given)}: need --basic-auth-file (without it no password is asked)"
+        )
 
 
 def _same_listener_host(one: str, other: str) -> bool:

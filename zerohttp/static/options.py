@@ -14,8 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, flag_name
+from ..message.response import Fields
 from .head_values import EXT_MEDIA_TYPE, FIELD_VALUE, HEADER_FIELD, head_value_problem
 from .negotiation import DEFAULT_PREFERENCE, SIBLING_SUFFIXES
+from .rules.errors import RuleSyntaxError
+from .rules.headers_file import parse_headers, reserved_problem
+from .rules.redirects_file import parse_redirects
 
 
 def option(default: Any, help: str, **cli: Any) -> Any:
@@ -81,6 +85,27 @@ def check_head_values(options: Any) -> None:
             problem = head_value_problem(kind, item)
             if problem is not None:
                 raise ConfigError(f"{_flag(field)} {item!r}: {problem}")
+
+
+def header_fields(lines: tuple[str, ...]) -> Fields:
+    """``--header`` values (``Name: value``, already checked) as fields."""
+    return tuple(
+        (name.strip(), value.strip()) for name, _, value in (line.partition(":") for line in lines)
+    )
+
+
+def check_site_rules(options: StaticOptions) -> None:
+    """``--header`` names no field zerohttp writes itself; the settings' rules parse (the
+    files' own are read when a server starts)."""
+    for line in options.header:
+        problem = reserved_problem(line.partition(":")[0].strip())
+        if problem is not None:
+            raise ConfigError(f"--header {line!r}: {problem}")
+    try:
+        parse_headers("\n".join(options.header_rules), "header_rules")
+        parse_redirects("\n".join(options.redirect_rules), "redirect_rules")
+    except RuleSyntaxError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _flag(field: dataclasses.Field[Any]) -> str:
@@ -163,6 +188,7 @@ class StaticOptions:
             raise ConfigError(f"--open-file-cache {self.open_file_cache}: must be >= 0")
         self.mime_overrides  # noqa: B018 - raises ConfigError for a malformed entry
         check_head_values(self)
+        check_site_rules(self)
 
     @property
     def mime_overrides(self) -> dict[str, str]:

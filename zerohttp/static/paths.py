@@ -20,6 +20,8 @@ _FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")  # C0, DEL, C1, backsla
 _AUTHORITY_END = re.compile(rb"[/?#]")
 _SEGMENT_SAFE = "!$&'()*+,;=:@-._~"
 _QUERY_SAFE = _SEGMENT_SAFE + "/?%"  # existing escapes stay; CR, LF, spaces, non-ASCII do not
+#: the site's rules (``static/rules``), read by zerohttp from the root and never served
+RULES_FILES = frozenset({"_headers", "_redirects"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +39,18 @@ class RequestPath:
 
     @property
     def hidden(self) -> bool:
-        """Dotfiles and anything inside a dot-directory are never served."""
-        return any(segment.startswith(".") for segment in self.segments)
+        """Dotfiles, anything inside a dot-directory, and the root's rules files are never
+        served (the rules files not even with ``--no-site-rules``: they are configuration)."""
+        segments = self.segments
+        if len(segments) == 1 and segments[0] in RULES_FILES:
+            return True
+        return any(segment.startswith(".") for segment in segments)
+
+    @property
+    def matched(self) -> str:
+        """The path that site rules match: ``/`` and the segments, with the trailing slash."""
+        path = "/" + "/".join(self.segments)
+        return path + "/" if self.trailing_slash and self.segments else path
 
     def url(self, *, trailing_slash: bool | None = None) -> str:
         """The canonical, percent-encoded URL path (and query) for a Location header.
@@ -51,8 +63,14 @@ class RequestPath:
         if slash and self.segments:
             path += "/"
         if self.query:
-            path += "?" + quote_from_bytes(self.query, safe=_QUERY_SAFE)
+            path += "?" + encode_query(self.query)
         return path
+
+
+def encode_query(query: bytes) -> str:
+    """A request's query as it can be copied into a Location: existing escapes kept,
+    anything that is not URL-safe ASCII (CR, LF, space, non-ASCII) percent-encoded."""
+    return quote_from_bytes(query, safe=_QUERY_SAFE)
 
 
 def _strip_absolute_form(target: bytes) -> bytes:
