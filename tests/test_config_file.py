@@ -262,7 +262,7 @@ A_SETTING = (
         ({"for": "/a"}, "[2]: sets and removes nothing (give set or remove)"),
         ({"set": {"A": "b"}}, '[2]: no for = "/pattern"'),
         ({"for": "a/*", "set": {"A": "b"}}, "[2].for: 'a/*': a URL pattern starts with /"),
-        ({"for": "/:a/:a", "set": {}}, "[2].for: '/:a/:a': placeholder :a is used twice"),
+        ({"for": "/:a/:a", "set": {}}, "[2].for: '/:a/:a': a pattern can use placeholder :a once"),
         ({"for": "/a b", "set": {"A": "b"}}, f'[2].for: "/a b": {NO_SPACE}'),
         ({"for": "/a\n/b", "set": {"A": "b"}}, f'[2].for: "/a\\n/b": {NO_SPACE}'),
         ({"for": "/a\u2028b", "set": {"A": "b"}}, f'[2].for: "/a\u2028b": {NO_SPACE}'),
