@@ -1,8 +1,9 @@
 """What stands around the handlers a server runs: one place decides the order.
 
-From the outside in: CORS preflights (a browser sends them without credentials), the
-site's redirects and header rules, basic auth, then the files or the application. The
-health path is answered before all of these, by the connection layer.
+From the outside in: basic auth (which lets a CORS preflight through: browsers send them
+without credentials), then the files or the application. Around the files of ROOT and of
+each ``--mount``: CORS, then the site's redirects and header rules, then the static
+handler. The health path is answered before all of these, by the connection layer.
 """
 
 from __future__ import annotations
