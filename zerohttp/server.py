@@ -163,7 +163,7 @@ class Server:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        for notice in dict.fromkeys(h.compress_notice for h in self.static_handlers):
+        for notice in dict.fromkeys([h.prepare() for h in self.static_handlers]):
             if notice:
                 logger.warning("%s", notice)  # one line, however many mounts share it
         if self.metrics is not None:

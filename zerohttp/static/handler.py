@@ -117,17 +117,11 @@ class Choice:
     final: bool = True  # False: identity only until the copy being made is ready
 
 
-def make_compressor(config: StaticOptions) -> tuple[Compressor | None, str]:
-    """The compressor for ``--compress`` (None when off), and a line for the start-up log."""
+def make_compressor(config: StaticOptions) -> Compressor | None:
+    """The compressor for ``--compress`` (None when off); its store opens on first need."""
     if not config.compress:
-        return None, ""
-    try:
-        store = open_store(config.compress_cache, config.compress_cache_size)
-    except CacheDirRefused as exc:
-        raise ConfigError(f"--compress-cache: {exc}") from None
-    if store is None:
-        return None, "compression off: no writable cache directory and no memory files here"
-    return Compressor(store), store.notice
+        return None
+    return Compressor(lambda: open_store(config.compress_cache, config.compress_cache_size))
 
 
 class StaticHandler:
@@ -139,9 +133,22 @@ class StaticHandler:
         self.resolver = FileResolver(config.root, config.index)
         self.media_types = MediaTypes(config.mime_overrides)
         self.immutable = re.compile(config.immutable_pattern) if config.immutable_pattern else None
-        self.compressor, self.compress_notice = make_compressor(config)
+        self.compressor = make_compressor(config)
         # the cache key holds Accept-Encoding
         self.negotiates = bool(config.precompressed) or self.compressor is not None
+
+    def prepare(self) -> str:
+        """Open the compression cache now (the server's start): ConfigError for a directory
+        that is not safely ours; returns the line to log about it, if any."""
+        if self.compressor is None:
+            return ""
+        try:
+            self.compressor.open()
+        except CacheDirRefused as exc:
+            raise ConfigError(f"--compress-cache: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"--compress-cache: {exc}") from None
+        return self.compressor.notice
 
     def close(self) -> None:
         """Stop the compression jobs (the server's shutdown)."""

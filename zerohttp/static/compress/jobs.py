@@ -12,17 +12,24 @@ shared with the loop thread, under one lock.
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from .codecs import Codec
 from .policy import worth_keeping
-from .store import Copy, CopyKey, Store
+from .store import CacheDirRefused, Copy, CopyKey, Store
+
+logger = logging.getLogger("zerohttp")
 
 CHUNK = 256 * 1024  # bytes read from the source per step
 USELESS_KEPT = 4096  # copies remembered as not worth keeping (saved under 5 %)
+
+
+NO_STORE = "compression off: no writable cache directory and no memory files here"
 
 
 class Pending(enum.Enum):
@@ -76,10 +83,18 @@ def compress_file(
 
 
 class Compressor:
-    """Finds stored copies, and starts the jobs that make the missing ones."""
+    """Finds stored copies, and starts the jobs that make the missing ones.
 
-    def __init__(self, store: Store, workers: int | None = None) -> None:
-        self.store = store
+    The store is opened on first need (``open``), so a handler that never meets a
+    compressible file holds no descriptor; the server opens it at start, where a refused
+    directory is fatal and a notice is said once.
+    """
+
+    def __init__(self, opener: Callable[[], Store | None], workers: int | None = None) -> None:
+        self._opener = opener
+        self._store: Store | None = None
+        self._opened = False
+        self.notice = ""
         self._pool = ThreadPoolExecutor(
             max_workers=workers or default_workers(), thread_name_prefix="zerohttp-compress"
         )
@@ -90,10 +105,23 @@ class Compressor:
         self.started = 0  # jobs started (read by tests)
         self.kept = 0  # copies stored
 
+    def open(self) -> Store | None:
+        """The store, opened now if it was not (CacheDirRefused for an unsafe directory);
+        None when compression cannot run here."""
+        with self._lock:
+            if not self._opened:
+                self._store = self._opener()
+                self._opened = True
+                self.notice = self._store.notice if self._store is not None else NO_STORE
+            return self._store
+
     def copy_for(self, key: CopyKey, codec: Codec, source: int) -> Copy | Pending:
         """The stored copy for ``key``, or why there is none; a missing copy's job is
         started from ``source`` (duplicated: the caller keeps its descriptor)."""
-        copy = self.store.open(key)
+        store = self._store if self._opened else self._open_late()
+        if store is None:
+            return Pending.USELESS
+        copy = store.open(key)
         if copy is not None:
             return copy
         with self._lock:
@@ -112,6 +140,20 @@ class Compressor:
                 self._running.discard(key)
         return Pending.RUNNING
 
+    def _open_late(self) -> Store | None:
+        """The store, opened at a first request (the ASGI app has no start): a problem is
+        logged once and turns compression off rather than failing requests."""
+        try:
+            store = self.open()
+        except (CacheDirRefused, OSError) as exc:
+            with self._lock:
+                self._opened = True
+            logger.error("compression off: --compress-cache %s", exc)
+            return None
+        if self.notice:
+            logger.warning("%s", self.notice)
+        return store
+
     def running(self) -> int:
         with self._lock:
             return len(self._running)
@@ -121,7 +163,8 @@ class Compressor:
         try:
             if self._stop.is_set():
                 raise SourceChanged  # queued before shutdown: nothing to do
-            kept = compress_file(fd, key, codec, self.store, self._stop)
+            assert self._store is not None
+            kept = compress_file(fd, key, codec, self._store, self._stop)
             useless = not kept
         except (SourceChanged, OSError):
             kept = False  # the next request for the new version starts a new job
@@ -141,4 +184,5 @@ class Compressor:
         copy; then the store is closed."""
         self._stop.set()
         self._pool.shutdown(wait=True)
-        self.store.close()
+        if self._store is not None:
+            self._store.close()
