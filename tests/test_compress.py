@@ -256,6 +256,19 @@ def test_unwritable_directory_falls_back_to_memory(
     assert chosen.notice.count("\n") == 0 and "not writable" in chosen.notice
 
 
+def test_no_writable_temporary_directory_falls_back_to_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A read-only container: ``tempfile.gettempdir()`` itself raises (found in Docker)."""
+
+    def none_writable() -> str:
+        raise FileNotFoundError(2, "No usable temporary directory found")
+
+    monkeypatch.setattr(store.tempfile, "gettempdir", none_writable)
+    chosen = open_store("", 1 << 20)
+    assert isinstance(chosen, MemoryStore) and "memory" in chosen.notice
+
+
 def test_planted_symlink_inside_is_never_followed(tmp_path: Path) -> None:
     source = tmp_path / "app.js"
     source.write_bytes(TEXT)

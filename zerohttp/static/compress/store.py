@@ -401,8 +401,9 @@ def open_store(directory: str, limit: int) -> Store | None:
     makes it a ConfigError); one that cannot be written, or an unsafe default, falls back
     to memory with a notice. None where memory files do not exist either.
     """
-    path = directory or default_directory()
+    path = directory or "the system temporary directory"
     try:
+        path = directory or default_directory()  # gettempdir() raises when none is writable
         return DiskStore(path, limit)
     except CacheDirRefused as exc:
         if directory:
