@@ -175,6 +175,9 @@ class Server:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        for notice in dict.fromkeys([h.prepare() for h in self.static_handlers]):
+            if notice:
+                logger.warning("%s", notice)  # one line, however many mounts share it
         if self.metrics is not None:
             await self._start_metrics(loop)
         if self.access_log is not None:
@@ -289,6 +292,8 @@ class Server:
         if self._bound_uds:
             with contextlib.suppress(OSError):
                 os.unlink(self._bound_uds)
+        for handler in self.static_handlers:
+            handler.close()  # the compression threads
 
 
 def _bind_error(config: Config, exc: OSError) -> str:

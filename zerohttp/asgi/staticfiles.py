@@ -161,10 +161,12 @@ class StaticFiles:
 
     zerohttp's own options stand beside them: ``index`` and ``spa`` (which serves the index
     page) need ``html=True``; ``autoindex`` lists a directory that serves no index file, with
-    either ``html``; ``precompressed``, ``cache_control``, ``immutable_pattern``, ``mime`` and
-    ``open_file_cache`` as ``StaticOptions`` (the CLI flags' names; lists may be lists or
-    tuples). Bad values raise ConfigError now, not on the first request. Deliberate
-    differences from Starlette's answers are listed in tests/test_staticfiles_starlette.py.
+    either ``html``; ``precompressed``, ``cache_control``, ``immutable_pattern``, ``mime``,
+    ``open_file_cache`` and the ``compress*`` options (text compressed once, in a thread, and
+    then sent zero-copy; the cache opens at the first compressible file) as
+    ``StaticOptions`` (the CLI flags' names; lists may be lists or tuples). Bad values
+    raise ConfigError now, not on the first request. Deliberate differences from
+    Starlette's answers are listed in tests/test_staticfiles_starlette.py.
     """
 
     def __init__(
@@ -183,6 +185,11 @@ class StaticFiles:
         immutable_pattern: str | None = None,
         mime: Sequence[str] | None = None,
         open_file_cache: int | None = None,
+        compress: Sequence[str] | None = None,
+        compress_min_size: int | None = None,
+        compress_max_size: int | None = None,
+        compress_cache: str | None = None,
+        compress_cache_size: int | None = None,
     ) -> None:
         for name, flag in (
             ("html", html),
@@ -208,6 +215,11 @@ class StaticFiles:
             "immutable_pattern": immutable_pattern,
             "mime": mime,
             "open_file_cache": open_file_cache,
+            "compress": compress,
+            "compress_min_size": compress_min_size,
+            "compress_max_size": compress_max_size,
+            "compress_cache": compress_cache,
+            "compress_cache_size": compress_cache_size,
         }
         options = static_options(first, given)
         if not html:

@@ -39,6 +39,7 @@ class FileInfo:
     mtime_ns: int
     inode: int
     device: int
+    ctime_ns: int = 0  # part of a compressed copy's key: an edit that restores mtime still shows
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,5 +190,5 @@ class FileResolver:
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             return NotFound()
-        info = FileInfo(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+        info = FileInfo(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, st.st_ctime_ns)
         return OpenFile(fd, info, os.path.basename(real), real)

@@ -14,12 +14,17 @@ import os
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from ..errors import HTTPError
+from ..errors import ConfigError, HTTPError
 from ..message.response import FileBody, RequestHead, Response, error_response, rendered
 from .autoindex import render_listing
+from .compress.codecs import codec_for
+from .compress.jobs import Compressor, Pending
+from .compress.policy import qualifies
+from .compress.store import CacheDirRefused, CopyKey, open_store
 from .filecache import CacheEntry, CacheKey, FileCache, SharedFile, identity_of
-from .files import Directory, FileResolver, NeedsSlash, NotFound, OpenFile
+from .files import Directory, FileInfo, FileResolver, NeedsSlash, NotFound, OpenFile
 from .media_types import MediaTypes
 from .negotiation import SIBLING_SUFFIXES, choose_encoding, parse_accept_encoding
 from .options import StaticOptions
@@ -101,6 +106,24 @@ def scan_headers(headers: Sequence[tuple[bytes, bytes]]) -> tuple[bytes | None, 
     return accept, plain
 
 
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The representation negotiated for a found file."""
+
+    file: OpenFile  # the found file itself, a precompressed sibling, or a compressed copy
+    encoding: str | None = None
+    vary: bool = False  # the choice depended on Accept-Encoding
+    level: int | None = None  # a copy zerohttp compressed, at this level
+    final: bool = True  # False: identity only until the copy being made is ready
+
+
+def make_compressor(config: StaticOptions) -> Compressor | None:
+    """The compressor for ``--compress`` (None when off); its store opens on first need."""
+    if not config.compress:
+        return None
+    return Compressor(lambda: open_store(config.compress_cache, config.compress_cache_size))
+
+
 class StaticHandler:
     """Decides the response for a request to the files below ``config.root``."""
 
@@ -110,7 +133,27 @@ class StaticHandler:
         self.resolver = FileResolver(config.root, config.index)
         self.media_types = MediaTypes(config.mime_overrides)
         self.immutable = re.compile(config.immutable_pattern) if config.immutable_pattern else None
-        self.negotiates = bool(config.precompressed)  # the cache key holds Accept-Encoding
+        self.compressor = make_compressor(config)
+        # the cache key holds Accept-Encoding
+        self.negotiates = bool(config.precompressed) or self.compressor is not None
+
+    def prepare(self) -> str:
+        """Open the compression cache now (the server's start): ConfigError for a directory
+        that is not safely ours; returns the line to log about it, if any."""
+        if self.compressor is None:
+            return ""
+        try:
+            self.compressor.open()
+        except CacheDirRefused as exc:
+            raise ConfigError(f"--compress-cache: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"--compress-cache: {exc}") from None
+        return self.compressor.notice
+
+    def close(self) -> None:
+        """Stop the compression jobs (the server's shutdown)."""
+        if self.compressor is not None:
+            self.compressor.close()
 
     def handle(self, request: RequestHead) -> Response:
         """The response to ``request``; to HEAD, GET's with the body still in it, which the
@@ -184,18 +227,21 @@ class StaticHandler:
         plain: bool,
         key: CacheKey | None,
     ) -> Response:
-        chosen, encoding, vary = self._negotiate(accept, found)
+        content_type = self.media_types.content_type(found.name)
+        choice = self._negotiate(accept, found, content_type)
+        chosen = choice.file
         rep = Representation(
             chosen.info,
-            self.media_types.content_type(found.name),
-            encoding,
+            content_type,
+            choice.encoding,
             self._cache_control(path),
-            vary,
+            choice.vary,
             int(time.time()),
+            choice.level,
         )
         entry = None
-        if key is not None and self._cacheable(path, found, rep):
-            entry = self._remember(key, path, found, chosen, rep, negotiated=accept is not None)
+        if key is not None and choice.final and self._cacheable(path, found, rep):
+            entry = self._remember(key, path, found, choice, rep, negotiated=accept is not None)
         if chosen is not found:
             os.close(found.fd)
         if entry is not None:
@@ -248,17 +294,21 @@ class StaticHandler:
         key: CacheKey,
         path: RequestPath,
         found: OpenFile,
-        chosen: OpenFile,
+        choice: Choice,
         rep: Representation,
         *,
         negotiated: bool,
     ) -> CacheEntry:
+        """A cache entry for ``rep``, revalidated by the stat of the requested file (a
+        compressed copy is named by that file's identity: the same check covers it) and
+        of a precompressed sibling."""
         assert self.cache is not None
+        chosen = choice.file
         requested = os.path.join(self.resolver.root, path.relative)
         if path.trailing_slash:
             requested = os.path.join(requested, found.name)
         checks = [(requested, identity_of(os.fstat(found.fd)))]
-        if chosen is not found:
+        if chosen is not found and choice.level is None:
             checks.append((chosen.path, identity_of(os.fstat(chosen.fd))))
         if negotiated and self.config.precompressed:
             directory = os.path.dirname(found.path)
@@ -276,25 +326,52 @@ class StaticHandler:
         self.cache.put(key, entry)
         return entry
 
-    def _negotiate(
-        self, accept: bytes | None, found: OpenFile
-    ) -> tuple[OpenFile, str | None, bool]:
-        """The precompressed sibling to send instead of ``found``, if any, and whether to Vary.
+    def _negotiate(self, accept: bytes | None, found: OpenFile, content_type: str) -> Choice:
+        """The precompressed sibling or compressed copy to send instead of ``found``, if any,
+        and whether to Vary. A sibling the client accepts wins over a copy.
 
-        The caller closes ``found`` when a sibling is returned.
+        The caller closes ``found`` when another file is returned.
         """
+        vary = False
         codings = self.config.precompressed
-        if not codings:
-            return found, None, False
-        available = [c for c in codings if self.resolver.sibling_exists(found, SIBLING_SUFFIXES[c])]
-        if not available:
-            return found, None, False
-        coding = choose_encoding(parse_accept_encoding(accept), available) if accept else None
-        if coding is not None:
-            sibling = self.resolver.open_sibling(found, SIBLING_SUFFIXES[coding])
-            if sibling is not None:
-                return sibling, coding, True
-        return found, None, True
+        if codings:
+            available = [
+                c for c in codings if self.resolver.sibling_exists(found, SIBLING_SUFFIXES[c])
+            ]
+            if available:
+                vary = True
+                coding = (
+                    choose_encoding(parse_accept_encoding(accept), available) if accept else None
+                )
+                if coding is not None:
+                    sibling = self.resolver.open_sibling(found, SIBLING_SUFFIXES[coding])
+                    if sibling is not None:
+                        return Choice(sibling, coding, True)
+        config = self.config
+        if self.compressor is not None and qualifies(
+            content_type, found.info.size, config.compress_min_size, config.compress_max_size
+        ):
+            return self._compressed(accept, found, self.compressor)
+        return Choice(found, None, vary)
+
+    def _compressed(self, accept: bytes | None, found: OpenFile, compressor: Compressor) -> Choice:
+        """The compressed copy of ``found`` in the best coding the client accepts; identity
+        while the copy is being made (its job started here), or when it is not worth it."""
+        if not accept:
+            return Choice(found, None, True)
+        coding = choose_encoding(parse_accept_encoding(accept), self.config.compress)
+        if coding is None:
+            return Choice(found, None, True)
+        codec = codec_for(coding)
+        info = found.info
+        key = CopyKey(
+            info.device, info.inode, info.size, info.mtime_ns, info.ctime_ns, coding, codec.level
+        )
+        copy = compressor.copy_for(key, codec, found.fd)
+        if isinstance(copy, Pending):
+            return Choice(found, None, True, final=copy is Pending.USELESS)
+        opened = FileInfo(copy.size, info.mtime_ns, copy.inode, copy.device)
+        return Choice(OpenFile(copy.fd, opened, found.name, copy.path), coding, True, codec.level)
 
     def _cache_control(self, path: RequestPath) -> str | None:
         if self.immutable is not None and self.immutable.search("/" + path.relative):

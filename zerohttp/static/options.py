@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError, flag_name
 from ..message.response import Fields
+from .compress.policy import CODINGS
 from .head_values import EXT_MEDIA_TYPE, FIELD_VALUE, HEADER_FIELD, head_value_problem
 from .negotiation import DEFAULT_PREFERENCE, SIBLING_SUFFIXES
 from .rules.errors import RuleSyntaxError
@@ -184,6 +185,20 @@ class StaticOptions:
             re.compile(self.immutable_pattern)
         except re.error as exc:
             raise ConfigError(f"--immutable-pattern {self.immutable_pattern!r}: {exc}") from None
+        for coding in self.compress:
+            if coding not in CODINGS:
+                raise ConfigError(f"--compress {coding!r}: must be one of {', '.join(CODINGS)}")
+        if len(set(self.compress)) != len(self.compress):
+            raise ConfigError(f"--compress {','.join(self.compress)}: a coding is named twice")
+        if self.compress_min_size < 0:
+            raise ConfigError(f"--compress-min-size {self.compress_min_size}: must be >= 0")
+        if self.compress_max_size < self.compress_min_size:
+            raise ConfigError(
+                f"--compress-max-size {self.compress_max_size}: must be >= --compress-min-size"
+                f" ({self.compress_min_size})"
+            )
+        if self.compress_cache_size <= 0:
+            raise ConfigError(f"--compress-cache-size {self.compress_cache_size}: must be > 0")
         if self.open_file_cache < 0:
             raise ConfigError(f"--open-file-cache {self.open_file_cache}: must be >= 0")
         self.mime_overrides  # noqa: B018 - raises ConfigError for a malformed entry

@@ -27,14 +27,16 @@ Segment = bytes | ByteRange
 
 @dataclass(frozen=True, slots=True)
 class Representation:
-    """One servable version of a resource: a file, or its precompressed sibling."""
+    """One servable version of a resource: a file, its precompressed sibling, or a copy
+    zerohttp compressed (``info`` is then the copy's size with the source's mtime)."""
 
     info: FileInfo
     content_type: str
-    encoding: str | None = None  # Content-Encoding of a precompressed sibling
+    encoding: str | None = None  # Content-Encoding of a precompressed sibling or copy
     cache_control: str | None = None
     vary: bool = False  # the choice depended on Accept-Encoding
     now: int | None = None  # seconds; Last-Modified is never later than this (§8.8.2.1)
+    level: int | None = None  # a copy zerohttp compressed at this level, not a file on disk
     # derived once (a cached representation answers many conditional requests)
     validators: Validators = field(init=False, repr=False, compare=False)
 
@@ -46,6 +48,8 @@ class Representation:
         if info.mtime_ns <= 1_000_000_000:  # zeroed by reproducible builds: meaningless
             return Validators(None, None)
         suffix = f"-{self.encoding}" if self.encoding else ""
+        if self.level is not None:  # never the ETag of a sibling of the same coding and size
+            suffix += f"-z{self.level}"
         etag = f'"{info.mtime_ns:x}-{info.size:x}{suffix}"'.encode("ascii")
         last_modified = info.mtime_ns // 1_000_000_000
         if self.now is not None:
