@@ -77,10 +77,11 @@ HTML_CANDIDATES = [
 ]
 # The siblings, made as a build step would (its most: zstd 19, brotli 11, gzip 9).
 SIBLINGS_SCRIPT = """
-import sys, brotli, zstandard
+import sys, brotli
+from backports import zstd
 data = open(sys.argv[1], "rb").read()
 open(sys.argv[1] + ".br", "wb").write(brotli.compress(data, quality=11))
-open(sys.argv[1] + ".zst", "wb").write(zstandard.ZstdCompressor(level=19).compress(data))
+open(sys.argv[1] + ".zst", "wb").write(zstd.compress(data, level=19))
 """
 
 
@@ -393,7 +394,7 @@ def main() -> None:
     ap.add_argument(
         "--python",
         default="/work/main/.venv/bin/python",
-        help="runs zerohttp (needs its dependencies: h11, brotli, zstandard...)",
+        help="runs zerohttp (needs its dependencies: h11, brotli, backports.zstd...)",
     )
     ap.add_argument("--js", help=f"the JavaScript file (default {JS_CANDIDATES[0]})")
     ap.add_argument("--html", help=f"the HTML page (default {HTML_CANDIDATES[0]})")

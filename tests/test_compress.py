@@ -15,7 +15,7 @@ from pathlib import Path
 
 import brotli
 import pytest
-import zstandard
+from backports import zstd
 from conftest import read_file_body
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,7 +24,7 @@ from zerohttp.config import Config
 from zerohttp.errors import ConfigError
 from zerohttp.message.response import RequestHead, Response
 from zerohttp.static.compress import codecs, jobs, store
-from zerohttp.static.compress.codecs import LEVELS, ZSTD_MAX_WINDOW_LOG, Codec, zstd_parameters
+from zerohttp.static.compress.codecs import LEVELS, ZSTD_MAX_WINDOW_LOG, Codec, zstd_options
 from zerohttp.static.compress.jobs import Compressor, Pending
 from zerohttp.static.compress.policy import compressible_type, qualifies, worth_keeping
 from zerohttp.static.compress.store import (
@@ -51,7 +51,8 @@ def decode(coding: str | None, data: bytes) -> bytes:
     if coding == "br":
         return bytes(brotli.decompress(data))
     assert coding == "zstd"
-    return zstandard.ZstdDecompressor(max_window_size=1 << ZSTD_MAX_WINDOW_LOG).decompress(data)
+    window = {zstd.DecompressionParameter.window_log_max: ZSTD_MAX_WINDOW_LOG}
+    return zstd.ZstdDecompressor(options=window).decompress(data)
 
 
 # --- policy --------------------------------------------------------------------------------
@@ -169,16 +170,21 @@ def test_gzip_is_reproducible() -> None:
 
 @pytest.mark.parametrize("level", range(1, 23))
 def test_zstd_window_is_at_most_8_mib(level: int) -> None:
-    """RFC 9659 §3, for every level and the largest file compressed by default."""
-    assert zstd_parameters(level, 64 * 1024 * 1024).window_log <= ZSTD_MAX_WINDOW_LOG
+    """RFC 9659 §3, for every level."""
+    assert zstd_options(level)[zstd.CompressionParameter.window_log] <= ZSTD_MAX_WINDOW_LOG
 
 
 def test_zstd_frame_decodes_with_an_8_mib_window() -> None:
-    """Level 22 would pick a 128 MiB window for this source; the frame says at most 8 MiB."""
+    """Level 22 would pick a 128 MiB window for this source; a decoder that allows at most
+    8 MiB (``decode``) reads the frame, and one allowing less refuses it, so the window is
+    the frame's own and not smaller by chance."""
     data = os.urandom(1 << 16) * 160  # 10 MiB, repeats at 64 KiB: quick at any level
     out = Codec("zstd", 22).compress(data)
-    assert zstandard.get_frame_parameters(out).window_size <= 1 << ZSTD_MAX_WINDOW_LOG
     assert decode("zstd", out) == data
+    small = {zstd.DecompressionParameter.window_log_max: ZSTD_MAX_WINDOW_LOG - 1}
+    with pytest.raises(zstd.ZstdError):
+        zstd.ZstdDecompressor(options=small).decompress(out)
+    assert zstd.get_frame_info(out).decompressed_size == len(data)
 
 
 # --- the cache directory -------------------------------------------------------------------

@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import brotli  # type: ignore[import-untyped]
-import zstandard
+
+try:  # Python 3.14's standard library; the backport (the same code) before it
+    from compression import zstd  # type: ignore[import-not-found,unused-ignore]
+except ImportError:
+    from backports import zstd  # type: ignore[no-redef,unused-ignore]
 
 from .policy import CODINGS
 
@@ -65,28 +69,25 @@ class _Brotli:
         return out
 
 
-def zstd_parameters(level: int, size: int) -> zstandard.ZstdCompressionParameters:
-    """The level's parameters for a source of ``size`` bytes, window capped at 8 MiB."""
-    params = zstandard.ZstdCompressionParameters.from_level(
-        level, source_size=size, write_content_size=True
-    )
-    if params.window_log > ZSTD_MAX_WINDOW_LOG:
-        params = zstandard.ZstdCompressionParameters.from_level(
-            level, source_size=size, write_content_size=True, window_log=ZSTD_MAX_WINDOW_LOG
-        )
-    return params
+def zstd_options(level: int) -> dict[int, int]:
+    """The level with its window capped at 8 MiB: levels 20-22 would pick up to 128 MiB.
+    (With the source's size pledged, libzstd still shrinks the window for small files.)"""
+    parameter = zstd.CompressionParameter
+    return {parameter.compression_level: level, parameter.window_log: ZSTD_MAX_WINDOW_LOG}
 
 
 class _Zstd:
     def __init__(self, level: int, size: int) -> None:
-        compressor = zstandard.ZstdCompressor(compression_params=zstd_parameters(level, size))
-        self._coder = compressor.compressobj(size=size)
+        self._coder = zstd.ZstdCompressor(options=zstd_options(level))
+        self._coder.set_pledged_input_size(size)  # the frame records the content size
 
     def feed(self, data: bytes) -> bytes:
-        return self._coder.compress(data)
+        out: bytes = self._coder.compress(data)
+        return out
 
     def finish(self) -> bytes:
-        return self._coder.flush()
+        out: bytes = self._coder.flush(zstd.ZstdCompressor.FLUSH_FRAME)
+        return out
 
 
 _CODERS: dict[str, Callable[[int, int], Encoder]] = {
