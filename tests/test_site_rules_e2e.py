@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import RunningServer, start_server
@@ -331,3 +332,41 @@ def test_the_health_path_is_untouched(tmp_path: Path) -> None:
         assert (status, body) == (200, b"ok\n")
         assert "x-site" not in fields and "strict-transport-security" not in fields
         assert request(running, "/page.html")[0] == 302  # while the catch-all holds elsewhere
+
+
+def test_while_neither_file_exists_one_stat_of_root_suffices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No rules files, ROOT unchanged for a while: the check stats ROOT alone, and a file
+    that then appears (even one carrying an old mtime, as ``cp -p`` leaves it) is seen."""
+    from zerohttp.message.response import RequestHead, Response
+    from zerohttp.static.options import StaticOptions
+    from zerohttp.static.rules.site import SiteRules
+
+    class Files:
+        def handle(self, request: RequestHead) -> Response:
+            return Response(200, (("Content-Length", "0"),))
+
+    root = tmp_path / "root"
+    root.mkdir()
+    old = time.time_ns() - 100 * 1_000_000_000
+    os.utime(root, ns=(old, old))
+    rules = SiteRules(Files(), str(root), StaticOptions(root=str(root)))
+    looked_at: list[str] = []
+    real_stat = os.stat
+
+    def counting_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        looked_at.append(os.fsdecode(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    get = RequestHead(b"GET", b"/old", b"1.1", [])
+    assert rules.handle(get).status == 200
+    assert looked_at == [str(root)]
+
+    source = tmp_path / "made-elsewhere"
+    source.write_text("/old /new 301\n")
+    os.utime(source, ns=(old, old))
+    os.rename(source, root / "_redirects")
+    rules._stale = True  # the next loop pass
+    assert rules.handle(get).status == 301

@@ -11,8 +11,10 @@ revalidated like every file: their identity (device, inode, size, mtime) is take
 once per event-loop pass, so the first request after an edit has finished sees the new
 rules; requests that arrived together in one pass share one check. A file whose mtime is
 under a second old is read again at the next check (a second write in the same clock tick
-keeps its size and mtime). A malformed rule stops the start (ConfigError); at a reload it
-is logged once, naming file and line, and the last good rules stay.
+keeps its size and mtime). While neither file exists, the check is one ``stat`` of ROOT
+instead of two: a file can only appear by an entry made in ROOT, which moves its mtime. A
+malformed rule stops the start (ConfigError); at a reload it is logged once, naming file
+and line, and the last good rules stay.
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ class SiteRules:
 
     def __init__(self, files: Files, root: str, options: StaticOptions) -> None:
         self.files = files
+        self.root = root
+        # ROOT's (device, inode, mtime) when neither file existed, and that mtime was
+        # settled: while it holds, the files are still absent
+        self._empty_root: tuple[int, int, int] | None = None
         self.paths: tuple[str, ...] = (
             (os.path.join(root, HEADERS_FILE), os.path.join(root, REDIRECTS_FILE))
             if options.site_rules
@@ -145,6 +151,9 @@ class SiteRules:
         """Each file's identity (None for a missing one); None for all while one is under
         a second old: it is read again at the next check."""
         settled = time.time_ns() - SETTLED_NS
+        root = self._root_identity(settled)
+        if root is not None and root == self._empty_root:
+            return self._seen  # still neither file: nothing was added to ROOT
         found: list[Identity | None] = []
         for path in self.paths:
             try:
@@ -155,7 +164,20 @@ class SiteRules:
             if st.st_mtime_ns > settled:
                 return None
             found.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        # ROOT was looked at first: a file made after that look moves its mtime again
+        self._empty_root = root if not any(found) else None
         return tuple(found)
+
+    def _root_identity(self, settled: int) -> tuple[int, int, int] | None:
+        """ROOT's identity, or None when it cannot vouch for absence (unreadable, or
+        changed under a second ago: another entry may follow in the same clock tick)."""
+        try:
+            st = os.stat(self.root)
+        except OSError:
+            return None
+        if st.st_mtime_ns > settled:
+            return None
+        return (st.st_dev, st.st_ino, st.st_mtime_ns)
 
     def _read(self) -> tuple[bytes | None, ...]:
         texts: list[bytes | None] = []
