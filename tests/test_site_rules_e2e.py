@@ -370,3 +370,22 @@ def test_while_neither_file_exists_one_stat_of_root_suffices(
     os.rename(source, root / "_redirects")
     rules._stale = True  # the next loop pass
     assert rules.handle(get).status == 301
+
+
+def test_the_root_listing_leaves_the_rules_files_out(tmp_path: Path) -> None:
+    """They would 404 when clicked: ROOT's are never served. A subdirectory's are plain
+    files, listed and served."""
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "_headers").write_text("/*\n  X-Site: 1\n")
+    (root / "_redirects").write_text("/gone /\n")
+    (root / "page.txt").write_text("page\n")
+    (root / "sub" / "_headers").write_text("not rules here\n")
+    with start_server(root, autoindex=True) as running:
+        status, _, body = request(running, "/")
+        assert status == 200
+        assert b"page.txt" in body
+        assert b"_headers" not in body and b"_redirects" not in body
+        status, _, body = request(running, "/sub/")
+        assert status == 200 and b"_headers" in body
+        assert request(running, "/sub/_headers")[2] == b"not rules here\n"

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .autoindex import Entry
+from .paths import RULES_FILES
 
 _OPEN_FLAGS = (
     os.O_RDONLY
@@ -147,11 +148,15 @@ class FileResolver:
         return stat.S_ISREG(st.st_mode) and st.st_mtime_ns >= original.info.mtime_ns
 
     def list_directory(self, directory: str) -> list[Entry]:
-        """Visible entries whose real location is inside the root, for ``--autoindex``."""
+        """Visible entries whose real location is inside the root, for ``--autoindex``
+        (ROOT's site rules files are never served, so never listed)."""
         entries: list[Entry] = []
+        unlisted = RULES_FILES if os.path.realpath(directory) == self.root else frozenset()
         try:
             with os.scandir(directory) as scan:
                 for item in scan:
+                    if item.name in unlisted:
+                        continue
                     entry = self._listing_entry(item)
                     if entry is not None:
                         entries.append(entry)
