@@ -43,7 +43,7 @@ from .static.urlpattern import compile_pattern
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # the same parser, as a package before the standard library took it in
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 #: settings whose relative paths are taken from the file's directory (``mount``'s DIR too)
 PATH_FIELDS = (
