@@ -93,6 +93,7 @@ def warm(running: RunningServer, codings: tuple[str, ...] = ("zstd", "br", "gzip
     wait_idle(compressor)
 
 
+@pytest.mark.curl
 def test_curl_compressed_gets_identical_content(served: RunningServer, tmp_path: Path) -> None:
     warm(served)
     for name, data in FILES.items():
