@@ -302,17 +302,24 @@ class DiskStore:
             os.close(fd)
 
 
-class _DiskWriter:
-    def __init__(self, store: DiskStore, fd: int, temp: str, name: str) -> None:
-        self.store = store
+class _FdWriter:
+    """A copy being written to ``fd``, counted as it grows (the stores' writers)."""
+
+    def __init__(self, fd: int, name: str) -> None:
         self.fd = fd
-        self.temp = temp
         self.name = name
         self.size = 0
 
     def write(self, data: bytes) -> None:
         write_all(self.fd, data)
         self.size += len(data)
+
+
+class _DiskWriter(_FdWriter):
+    def __init__(self, store: DiskStore, fd: int, temp: str, name: str) -> None:
+        super().__init__(fd, name)
+        self.store = store
+        self.temp = temp
 
     def commit(self) -> bool:
         os.close(self.fd)
@@ -376,16 +383,10 @@ class MemoryStore:
             os.close(fd)
 
 
-class _MemoryWriter:
+class _MemoryWriter(_FdWriter):
     def __init__(self, store: MemoryStore, fd: int, name: str) -> None:
+        super().__init__(fd, name)
         self.store = store
-        self.fd = fd
-        self.name = name
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        write_all(self.fd, data)
-        self.size += len(data)
 
     def commit(self) -> bool:
         return self.store._publish(self.fd, self.name, self.size)
