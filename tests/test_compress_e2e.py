@@ -430,3 +430,32 @@ def test_staticfiles_compresses_too(tmp_path: Path) -> None:
         assert second.headers["content-encoding"] == "br" and second.content == JS
         assert second.headers["vary"] == "Accept-Encoding"
     app.handler.close()
+
+
+async def plain_app(scope: object, receive: object, send: object) -> None:
+    """An application that never answers: only the mount is asked here."""
+
+
+def test_a_mount_beside_an_app_compresses_too(tmp_path: Path) -> None:
+    """``--mount`` builds its own static handler: it compresses, and its copies go out
+    with their own ETag and Vary like ROOT's."""
+    site = make_site(tmp_path / "site")
+    with start_server(
+        tmp_path,
+        "uvloop",
+        app=plain_app,
+        lifespan="off",
+        mount=(f"/static={site}",),
+        compress_cache=str(tmp_path / "cache"),
+    ) as running:
+        (handler,) = running.server.static_handlers
+        assert handler.compressor is not None
+        with httpx.Client(base_url=running.base_url) as client:
+            client.get("/static/app.js", headers={"accept-encoding": "br"})
+            wait_idle(handler.compressor)
+            response = client.get("/static/app.js", headers={"accept-encoding": "br"})
+        assert response.status_code == 200
+        assert response.headers["content-encoding"] == "br"
+        assert response.headers["vary"] == "Accept-Encoding"
+        assert response.headers["etag"].endswith(f'-br-z{LEVELS["br"]}"')
+        assert response.content == JS  # httpx decoded it
