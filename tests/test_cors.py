@@ -23,10 +23,10 @@ from zerohttp.access.cors import (
     ANY_ORIGIN,
     CORSHandler,
     CORSPolicy,
+    allowance,
     cors_stack,
     parse_origin,
     request_header_names,
-    with_cors,
 )
 from zerohttp.errors import ConfigError
 from zerohttp.message.response import RequestHead, Response, rendered
@@ -104,40 +104,38 @@ def test_request_header_names_echo_only_tokens() -> None:
 def test_vary_is_merged_and_the_cached_head_extended() -> None:
     fields = (("Content-Length", "3"), ("ETag", '"x"'))
     response = Response(200, fields, b"abc", rendered=rendered(fields))
-    allowed = (("Access-Control-Allow-Origin", ORIGIN),)
-    out = with_cors(response, allowed)
+    allowed, change = allowance((("Access-Control-Allow-Origin", ORIGIN),))
+    out = change.apply(response)
     again_cached = rendered(fields)
     assert out.fields == (*fields, *allowed, ("Vary", "Origin"))
     assert out.rendered is not None and out.rendered.fields is out.fields
     assert out.field_lines() == rendered(out.fields).data  # the extended bytes are right
 
     # the next response from the same cached head gets the same rendering, made once
-    again = with_cors(Response(200, fields, b"abc", rendered=rendered(fields)), allowed)
-    repeat = with_cors(Response(200, fields, b"abc", rendered=again_cached), allowed)
+    again = change.apply(Response(200, fields, b"abc", rendered=rendered(fields)))
+    repeat = change.apply(Response(200, fields, b"abc", rendered=again_cached))
     assert repeat.rendered is not None and repeat.field_lines() == out.field_lines()
-    assert with_cors(Response(200, fields, rendered=again_cached), allowed).rendered is (
-        repeat.rendered
-    )
+    assert change.apply(Response(200, fields, rendered=again_cached)).rendered is repeat.rendered
     assert again.field_lines() == out.field_lines()
     # another origin's fields, from the same cached head: its own rendering
-    second = (("Access-Control-Allow-Origin", "https://second.example"),)
-    other = with_cors(Response(200, fields, rendered=again_cached), second)
+    second, second_change = allowance((("Access-Control-Allow-Origin", "https://second.example"),))
+    other = second_change.apply(Response(200, fields, rendered=again_cached))
     assert other.fields == (*fields, *second, ("Vary", "Origin"))
     assert other.field_lines() == rendered(other.fields).data
 
-    merged = with_cors(Response(200, (("Vary", "Accept-Encoding"),)), allowed)
+    merged = change.apply(Response(200, (("Vary", "Accept-Encoding"),)))
     assert merged.fields == (("Vary", "Accept-Encoding, Origin"), *allowed)
-    already = with_cors(Response(200, (("Vary", "origin"),)), allowed)
+    already = change.apply(Response(200, (("Vary", "origin"),)))
     assert already.fields == (("Vary", "origin"), *allowed)
-    star = with_cors(Response(200, (("Vary", "*"),)), allowed)
+    star = change.apply(Response(200, (("Vary", "*"),)))
     assert star.fields == (("Vary", "*"), *allowed)
-    anyone = with_cors(Response(200, fields, rendered=rendered(fields)), ANY_ORIGIN)
+    anyone = allowance(ANY_ORIGIN)[1].apply(Response(200, fields, rendered=rendered(fields)))
     assert anyone.fields == (*fields, ("Access-Control-Allow-Origin", "*"))  # no Vary for *
     assert anyone.field_lines() == rendered(anyone.fields).data
 
     # a _headers rule set Allow-Origin already: left as the rule made it
     ruled = (("Access-Control-Allow-Origin", "https://rule.example"),)
-    assert with_cors(Response(200, ruled), allowed).fields == ruled
+    assert change.apply(Response(200, ruled)).fields == ruled
 
 
 class Fixed:

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import partial
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from ..asgi.host import FileHandler
-from ..message.response import Fields, RenderedFields, RequestHead, Response, render_fields
+from ..message.response import Fields, FieldsChange, RequestHead, Response
 
 ALLOW_METHODS = "GET, HEAD, OPTIONS"  # what the static handler answers
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -73,30 +74,41 @@ def request_header_names(value: bytes) -> str | None:
     return ", ".join(names) if names else None
 
 
+ANY_ORIGIN: Fields = (("Access-Control-Allow-Origin", "*"),)
+# extended renderings kept, shared out among the allowed origins
+RENDERED_CACHE_SIZE = 1024
+# the fields a response to an allowed origin gains, and the change that adds them
+Allowance = tuple[Fields, FieldsChange]
+_VARY_ORIGIN: Fields = (("Vary", "Origin"),)
+_ACAO = "access-control-allow-origin"
+
+
 class CORSPolicy:
     """``--cors-allow-origin``, ``--cors-allow-headers`` and ``--cors-max-age``, with every
     field it adds rendered once."""
 
-    __slots__ = ("allow_headers", "any_origin", "max_age", "origins")
+    __slots__ = ("allow_headers", "anyone", "max_age", "origins")
 
     def __init__(
         self, origins: Iterable[str], allow_headers: Iterable[str] = (), max_age: int = 7200
     ) -> None:
         normalised = [parse_origin(origin) for origin in origins]
-        self.any_origin = "*" in normalised
         self.allow_headers = ", ".join(allow_headers) or None  # None: echo the request's
         self.max_age = str(max_age)
-        # the request's Origin, as bytes, -> the fields a response to it gains
-        self.origins: dict[bytes, Fields] = {
-            origin.encode("ascii"): (("Access-Control-Allow-Origin", origin),)
-            for origin in normalised
-            if origin != "*"
+        named = [origin for origin in normalised if origin != "*"]
+        # the request's Origin, as bytes, -> what a response to it gains; the renderings
+        # kept are shared out among the origins
+        each = max(1, RENDERED_CACHE_SIZE // max(1, len(named)))
+        self.origins: dict[bytes, Allowance] = {
+            origin.encode("ascii"): allowance((("Access-Control-Allow-Origin", origin),), each)
+            for origin in named
         }
+        self.anyone = allowance(ANY_ORIGIN) if "*" in normalised else None
 
-    def fields_for(self, origin: bytes) -> Fields | None:
-        """The fields a response to a request from ``origin`` gains, or None: not allowed."""
-        if self.any_origin:
-            return ANY_ORIGIN
+    def allowance_for(self, origin: bytes) -> Allowance | None:
+        """What a response to a request from ``origin`` gains, or None: not allowed."""
+        if self.anyone is not None:
+            return self.anyone
         return self.origins.get(origin)
 
     def preflight(self, allowed: Fields, request: RequestHead) -> Response:
@@ -112,44 +124,16 @@ class CORSPolicy:
         if headers is not None:
             fields.append(("Access-Control-Allow-Headers", headers))
         fields.append(("Access-Control-Max-Age", self.max_age))
-        if not self.any_origin:
+        if self.anyone is None:
             fields.append(("Vary", "Origin"))
         return Response(204, tuple(fields))
 
 
-ANY_ORIGIN: Fields = (("Access-Control-Allow-Origin", "*"),)
-_VARY_ORIGIN: Fields = (("Vary", "Origin"),)
-_ACAO = "access-control-allow-origin"
-
-
-def with_cors(response: Response, allowed: Fields) -> Response:
-    """``response`` with the CORS ``allowed`` fields, and ``Origin`` added to its ``Vary``
-    unless they allow any origin.
-
-    A response that carries a current pre-rendered head (the open-file cache's, made once
-    per file version) gets a rendering of its new fields made once too, and kept beside
-    the cached one: a repeated request from an allowed origin costs a dictionary look-up.
-    """
-    cached = response.rendered
-    if cached is not None and cached.fields is response.fields:
-        key = (id(cached), id(allowed))
-        kept = _RENDERED.get(key)
-        if kept is None or kept[0] is not cached or kept[1] is not allowed:
-            if len(_RENDERED) >= RENDERED_CACHE_SIZE:
-                _RENDERED.clear()
-            fields = cors_fields(cached.fields, allowed)
-            kept = _RENDERED[key] = (cached, allowed, RenderedFields(fields, render_fields(fields)))
-        response.fields = kept[2].fields
-        response.rendered = kept[2]
-        return response
-    response.fields = cors_fields(response.fields, allowed)
-    return response
-
-
-# (cached rendering, allowed fields) by their ids -> the rendering with CORS; the two are
-# kept so an id reused after one is freed is never taken for it
-RENDERED_CACHE_SIZE = 1024
-_RENDERED: dict[tuple[int, int], tuple[RenderedFields, Fields, RenderedFields]] = {}
+def allowance(allowed: Fields, limit: int = RENDERED_CACHE_SIZE) -> Allowance:
+    """``allowed`` and the change that adds it (``cors_fields``) to a response: one carrying
+    the open-file cache's pre-rendered head gets its extended rendering, made once per file
+    version, so a repeated request from the origin costs a dictionary look-up."""
+    return allowed, FieldsChange(partial(cors_fields, allowed=allowed), limit)
 
 
 def cors_fields(fields: Fields, allowed: Fields) -> Fields:
@@ -193,15 +177,16 @@ class CORSHandler:
                 origin = value
         if origin is None:
             return self.inner.handle(request)
-        allowed = self.policy.fields_for(origin)
-        if allowed is None:
+        found = self.policy.allowance_for(origin)
+        if found is None:
             return self.inner.handle(request)
+        allowed, change = found
         if (
             request.method == b"OPTIONS"
             and request.header(b"access-control-request-method") is not None
         ):
             return self.policy.preflight(allowed, request)
-        return with_cors(self.inner.handle(request), allowed)
+        return change.apply(self.inner.handle(request))
 
 
 class CORSSettings(Protocol):

@@ -12,7 +12,7 @@ identity), so a rule that changes a field drops it without having to know about 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Protocol
@@ -98,6 +98,37 @@ class RenderedFields:
 
 def rendered(fields: Fields) -> RenderedFields:
     return RenderedFields(fields, render_fields(fields))
+
+
+class FieldsChange:
+    """A change to every response's fields (a rule's, CORS') that keeps the hot path's
+    pre-rendered head: a response carrying a current rendering (the open-file cache's,
+    one per file version) gets the rendering of its changed fields, made once per source
+    rendering and kept (at most ``limit``; the memo starts again when full). Any other
+    response just has its fields changed."""
+
+    __slots__ = ("_made", "change", "limit")
+
+    def __init__(self, change: Callable[[Fields], Fields], limit: int) -> None:
+        self.change = change
+        self.limit = limit
+        # id of a source rendering -> (that rendering, the changed one); the source is kept
+        # so that an id reused after it is freed is never taken for it
+        self._made: dict[int, tuple[RenderedFields, RenderedFields]] = {}
+
+    def apply(self, response: Response) -> Response:
+        source = response.rendered
+        if source is None or source.fields is not response.fields:
+            response.fields = self.change(response.fields)
+            return response
+        made = self._made.get(id(source))
+        if made is None or made[0] is not source:
+            if len(self._made) >= self.limit:
+                self._made.clear()
+            made = self._made[id(source)] = (source, rendered(self.change(source.fields)))
+        response.fields = made[1].fields
+        response.rendered = made[1]
+        return response
 
 
 def omits_body(method: bytes) -> bool:

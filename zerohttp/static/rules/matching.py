@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ...errors import HTTPError
-from ...message.response import Fields, RenderedFields, Response, error_response, rendered
+from ...message.response import Fields, FieldsChange, Response, error_response
 from ..paths import encode_query, parse_target
 from .headers_file import HeaderBlock
 from .redirects_file import REWRITE, RedirectRule
@@ -33,7 +33,10 @@ class FieldRules:
 
     names: frozenset[str]
     added: Fields
-    _merged: dict[int, tuple[RenderedFields, RenderedFields]] = field(default_factory=dict)
+    _change: FieldsChange = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._change = FieldsChange(self.merge, MEMO_HEADS)
 
     def merge(self, fields: Fields) -> Fields:
         names = self.names
@@ -41,18 +44,7 @@ class FieldRules:
 
     def apply(self, response: Response) -> None:
         """``response`` with the fields; its pre-rendered head becomes the merged one's."""
-        source = response.rendered
-        if source is None or source.fields is not response.fields:
-            response.fields = self.merge(response.fields)
-            return
-        merged = self._merged.get(id(source))
-        if merged is None or merged[0] is not source:
-            if len(self._merged) >= MEMO_HEADS:
-                self._merged.clear()
-            merged = (source, rendered(self.merge(source.fields)))
-            self._merged[id(source)] = merged
-        response.fields = merged[1].fields
-        response.rendered = merged[1]
+        self._change.apply(response)
 
 
 @dataclass(frozen=True, slots=True)
