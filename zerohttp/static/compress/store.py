@@ -28,6 +28,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..filecache import identity_of
+
 _DIR_FLAGS = (
     os.O_RDONLY
     | getattr(os, "O_DIRECTORY", 0)
@@ -72,10 +74,11 @@ class CopyKey:
         )
 
     def matches(self, st: os.stat_result) -> bool:
-        """Whether ``st`` still describes the source this key names."""
-        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) == (
-            self.device,
+        """Whether ``st`` still describes the source this key names (the identity the
+        open-file cache revalidates by)."""
+        return identity_of(st) == (
             self.inode,
+            self.device,
             self.size,
             self.mtime_ns,
             self.ctime_ns,
