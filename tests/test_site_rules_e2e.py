@@ -368,7 +368,7 @@ def test_while_neither_file_exists_one_stat_of_root_suffices(
     source.write_text("/old /new 301\n")
     os.utime(source, ns=(old, old))
     os.rename(source, root / "_redirects")
-    rules._stale = True  # the next loop pass
+    rules.revalidation.due = True  # the next loop pass
     assert rules.handle(get).status == 301
 
 

@@ -39,6 +39,7 @@ from ..errors import ConfigError, HTTPError
 from ..http.deferred import send_response
 from ..http.driver import Upgrade
 from ..http.exchange import Exchange, Responder
+from ..http.loop_pass import OncePerPass
 from ..http.server_state import Handler
 from ..message.response import RequestHead, Response, error_response
 from ..static.paths import parse_target
@@ -144,7 +145,7 @@ class BasicAuthGate:
         self.checks: dict[bytes, asyncio.Future[bool]] = {}  # by key, for this file version
         self.generation = 0  # the file version checks are made against
         self.running = 0  # checks submitted and not yet done, of any version
-        self.fresh = False  # the file was revalidated in this pass of the event loop
+        self.revalidation = OncePerPass()  # the file's stat: once a pass of the event loop
         count = threads or check_threads()
         self.max_pending = count * MAX_PENDING_PER_THREAD
         self.pool = ThreadPoolExecutor(
@@ -159,7 +160,7 @@ class BasicAuthGate:
         value = request.header(b"authorization")
         if value is None:
             return self.refusal
-        if not self.fresh:
+        if self.revalidation.due:
             self._revalidate()
         key = hashlib.blake2b(value, key=self.secret, digest_size=16).digest()
         granted = self.granted
@@ -180,16 +181,10 @@ class BasicAuthGate:
 
     def _revalidate(self) -> None:
         """``stat`` the file once per pass of the event loop, not once per request (~3 µs
-        each, a tenth of a 1 KiB response): a request read in this pass was sent before the
-        loop woke for it, so after any edit its sender had seen complete; the stat made now,
-        after the wake-up, sees that edit too."""
-        self.fresh = True
-        asyncio.get_running_loop().call_soon(self._expire)
+        each, a tenth of a 1 KiB response; ``http.loop_pass`` says why that is exact)."""
+        self.revalidation.taken()
         if signature_of(self.stat_path) != self.signature:
             self.reload()
-
-    def _expire(self) -> None:
-        self.fresh = False
 
     def _start_check(self, key: bytes, user: str, password: str) -> asyncio.Future[bool]:
         loop = asyncio.get_running_loop()

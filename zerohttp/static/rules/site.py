@@ -19,13 +19,13 @@ and line, and the last good rules stay.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
 from typing import Protocol
 
 from ...errors import ConfigError
+from ...http.loop_pass import OncePerPass
 from ...message.response import Fields, RequestHead, Response
 from ..options import StaticOptions, header_fields
 from .errors import RuleSyntaxError
@@ -87,10 +87,10 @@ class SiteRules:
         except OSError as exc:
             raise ConfigError(f"site rules: cannot read {exc.filename}: {exc.strerror}") from None
         self._failed = ""  # the last reload failure logged
-        self._stale = bool(self.paths)
+        self.revalidation = OncePerPass(due=bool(self.paths))
 
     def handle(self, request: RequestHead) -> Response:
-        if self._stale:
+        if self.revalidation.due:
             self._revalidate()
         rules = self.rules
         if rules.empty:
@@ -114,16 +114,10 @@ class SiteRules:
 
     def _revalidate(self) -> None:
         """Take the files' identities (once this loop pass) and reload what changed."""
-        loop = asyncio._get_running_loop()
-        if loop is not None:
-            self._stale = False
-            loop.call_soon(self._expire)
+        self.revalidation.taken()
         seen = self._identities()
         if seen is None or seen != self._seen:
             self._reload(seen)
-
-    def _expire(self) -> None:
-        self._stale = True
 
     def _reload(self, seen: Identities | None) -> None:
         self._seen = seen
