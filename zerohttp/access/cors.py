@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 
 from ..asgi.host import FileHandler
 from ..message.response import Fields, FieldsChange, RequestHead, Response
+from ..static.head_values import is_token
 
 ALLOW_METHODS = "GET, HEAD, OPTIONS"  # what the static handler answers
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -69,7 +69,7 @@ def request_header_names(value: bytes) -> str | None:
     names = [
         name
         for name in (part.strip(" \t") for part in value.decode("latin-1").split(","))
-        if _TOKEN.fullmatch(name)
+        if is_token(name)
     ]
     return ", ".join(names) if names else None
 

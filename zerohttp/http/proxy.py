@@ -39,7 +39,6 @@ _TRUST_CACHE_SIZE = 4096
 
 # RFC 7239 §6.3: an obfuscated node name or port ("_hidden", "_SEVKISEK")
 _OBFUSCATED = re.compile(r"_[A-Za-z0-9._-]+")
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # one forwarded-pair (RFC 7239 §4): token "=" (token / quoted-string), OWS tolerated
 _PAIR = re.compile(
     r"[ \t]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)[ \t]*=[ \t]*"

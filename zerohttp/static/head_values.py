@@ -31,6 +31,11 @@ _MEDIA_TYPE_RE = re.compile(rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TO
 _FIELD_VALUE_RE = re.compile(r"[\x20-\x7e]*")
 
 
+def is_token(text: str) -> bool:
+    """RFC 9110 §5.6.2: a field name, a coding, a method."""
+    return _TOKEN_RE.fullmatch(text) is not None
+
+
 def head_value_problem(kind: str, value: str) -> str | None:
     """Why ``value`` cannot be sent in a head as ``kind`` (a ``head`` metadata), or None."""
     if kind == FIELD_VALUE:
@@ -40,7 +45,7 @@ def head_value_problem(kind: str, value: str) -> str | None:
             return "a header field value cannot start or end with a space"
         return None
     if kind == FIELD_NAME:
-        if not _TOKEN_RE.fullmatch(value):
+        if not is_token(value):
             return "a header field name must be a token (letters, digits, !#$%&'*+-.^_`|~)"
         return None
     if kind == HEADER_FIELD:
