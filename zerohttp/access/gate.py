@@ -102,9 +102,7 @@ def in_scope(target: bytes, patterns: Sequence[UrlPattern]) -> bool:
         path = parse_target(target)
     except HTTPError:
         return True
-    text = "/" + path.relative
-    if path.trailing_slash and path.segments:
-        text += "/"
+    text = path.matched
     return any(pattern.regex.fullmatch(text) is not None for pattern in patterns)
 
 
