@@ -28,6 +28,7 @@ from serverprocs import zerohttp as zerohttp_process
 from zerohttp import Config
 from zerohttp.cli import build_parser, check, env_name, parse_config
 from zerohttp.errors import ConfigError
+from zerohttp.static.options import settable
 
 REPO = Path(__file__).resolve().parent.parent
 SITE = REPO / "examples" / "site"
@@ -61,7 +62,7 @@ def rendered_default(field: dataclasses.Field[Any]) -> str | None:
 
 @pytest.mark.parametrize(
     "field",
-    [f for f in dataclasses.fields(Config) if f.metadata.get("cli", True)],
+    [f for f in dataclasses.fields(Config) if settable(f)],
     ids=lambda f: f.name,
 )
 def test_every_field_reads_its_variable(field: dataclasses.Field[Any]) -> None:

@@ -208,6 +208,7 @@ def build_parser() -> _OneLineParser:
     import dataclasses
 
     from .config import Config
+    from .static.options import settable
 
     parser = _OneLineParser(prog="zerohttp", description=DESCRIPTION, epilog=ENV_HELP)
     parser.add_argument("--version", action="version", version=f"zerohttp {__version__}")
@@ -224,7 +225,7 @@ def build_parser() -> _OneLineParser:
     unlisted = {
         name: name.upper()
         for name, field in fields.items()
-        if name not in listed and field.metadata.get("cli", True)
+        if name not in listed and settable(field)
     }
     defaults = Config()
     hints = _type_hints()
@@ -340,6 +341,7 @@ def settings_from_env(
     import dataclasses
 
     from .config import Config
+    from .static.options import settable
 
     hints = _type_hints()
     defaults = Config()
@@ -347,7 +349,7 @@ def settings_from_env(
     for field in dataclasses.fields(Config):
         var = env_name(field.name)
         value = environ.get(var, "").strip()
-        if field.name in skip or not value or not field.metadata.get("cli", True):
+        if field.name in skip or not value or not settable(field):
             continue
         is_bool = _value_type(hints.get(field.name), getattr(defaults, field.name)) is bool
         parser.source = (var, value)

@@ -38,6 +38,7 @@ from typing import Any
 from .config import Config
 from .errors import ConfigError
 from .static.head_values import FIELD_NAME, FIELD_VALUE, head_value_problem
+from .static.options import settable
 from .static.urlpattern import compile_pattern
 
 if sys.version_info >= (3, 11):
@@ -66,9 +67,7 @@ TABLES = {"headers": "header_rules", "redirects": "redirect_rules"}
 
 _FIELDS = {field.name: field for field in dataclasses.fields(Config)}
 #: the keys a file may set: every option but the file's own path and the tables' fields
-KEYS = tuple(
-    name for name, field in _FIELDS.items() if field.metadata.get("cli", True) and name != "config"
-)
+KEYS = tuple(name for name, field in _FIELDS.items() if settable(field) and name != "config")
 _SCALARS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
 _EXPECTED = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 _LIST_EXPECTED = "a string or an array of strings"

@@ -75,6 +75,12 @@ def settle_fields(options: Any) -> None:
             raise ConfigError(f"{flag} {value!r}: expected {_TYPE_WORDS[hint]}")
 
 
+def settable(field: dataclasses.Field[Any]) -> bool:
+    """Whether a field is a setting by name: a flag, a ZEROHTTP_ variable, a settings-file
+    key. Fields made ``cli=False`` (the settings file's rule tables) are filled otherwise."""
+    return bool(field.metadata.get("cli", True))
+
+
 def check_head_values(options: Any) -> None:
     """Every value that reaches a response head is sendable (fields marked ``head=``)."""
     for field in dataclasses.fields(options):
