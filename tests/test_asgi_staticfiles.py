@@ -35,7 +35,6 @@ from zerohttp.asgi.static_plan import (
     Delivery,
     FileRange,
     ReadSegments,
-    asgi_headers,
     delivery_for,
     location_prefix,
     plan_messages,
@@ -46,7 +45,7 @@ from zerohttp.asgi.static_plan import (
 from zerohttp.asgi.staticfiles import DirectoryNotFound
 from zerohttp.body.fallback import CHUNK_SIZE
 from zerohttp.errors import ConfigError
-from zerohttp.message.response import ByteRange, FileBody, Response
+from zerohttp.message.response import ByteRange, FileBody, Response, lowered_pairs
 from zerohttp.static.handler import under_prefix
 
 Message = dict[str, Any]
@@ -289,7 +288,7 @@ def test_plan_stream_reads_then_ends_the_body() -> None:
 
 def test_headers_lower_case_and_location_under_the_mount() -> None:
     fields = (("Content-Type", "text/plain"), ("Location", "/sub/?a=1"), ("X-Y", "a: b"))
-    assert asgi_headers(fields) == [
+    assert lowered_pairs(fields) == [
         (b"content-type", b"text/plain"),
         (b"location", b"/sub/?a=1"),
         (b"x-y", b"a: b"),
@@ -297,7 +296,7 @@ def test_headers_lower_case_and_location_under_the_mount() -> None:
 
     def under(root_path: str) -> tuple[bytes, bytes]:
         response = under_prefix(Response(308, fields), location_prefix(root_path))
-        return asgi_headers(response.fields)[1]
+        return lowered_pairs(response.fields)[1]
 
     assert under("") == (b"location", b"/sub/?a=1")
     assert under("/static") == (b"location", b"/static/sub/?a=1")

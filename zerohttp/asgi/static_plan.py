@@ -13,12 +13,12 @@ from __future__ import annotations
 import enum
 import os
 import re
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
-from ..message.response import ByteRange, FileBody, RequestHead, Response
+from ..message.response import ByteRange, FileBody, RequestHead, Response, lowered_pairs
 from ..static.representation import whole_file
 
 Scope = MutableMapping[str, Any]
@@ -133,11 +133,6 @@ def location_prefix(root_path: str) -> str:
     return quote(root_path.rstrip("/"), safe=_LOCATION_SAFE)
 
 
-def asgi_headers(fields: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    """The core's fields as ASGI pairs (names must be lower-case)."""
-    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in fields]
-
-
 def body_message(body: bytes, more_body: bool) -> Message:
     """An ``http.response.body`` message; ``more_body=False`` completes the response."""
     return {"type": "http.response.body", "body": body, "more_body": more_body}
@@ -160,7 +155,7 @@ def plan_messages(
     start: Message = {
         "type": "http.response.start",
         "status": response.status,
-        "headers": asgi_headers(response.fields),
+        "headers": lowered_pairs(response.fields),
     }
     body = response.body
     if isinstance(body, bytes):

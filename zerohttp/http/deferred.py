@@ -10,16 +10,14 @@ released however the send ends.
 
 from __future__ import annotations
 
-from ..message.response import ByteRange, FileBody, Response, omits_body
+from ..message.response import ByteRange, FileBody, Response, lowered_pairs, omits_body
 from .exchange import ClientDisconnected, Exchange
 
 
 def exchange_headers(response: Response) -> list[tuple[bytes, bytes]]:
     """The response's fields as an exchange takes them: lower-case names (the framing
     reads ``content-length`` by that name), ``connection: close`` when it must close."""
-    headers = [
-        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.fields
-    ]
+    headers = lowered_pairs(response.fields)
     if response.close:
         headers.append((b"connection", b"close"))
     return headers

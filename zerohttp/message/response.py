@@ -96,6 +96,12 @@ class RenderedFields:
     data: bytes
 
 
+def lowered_pairs(fields: Iterable[Field]) -> list[tuple[bytes, bytes]]:
+    """``fields`` as an ASGI app and an ``Exchange`` take them: latin-1 bytes, names
+    lower-case (the exchange's framing reads ``content-length`` by that name)."""
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in fields]
+
+
 def rendered(fields: Fields) -> RenderedFields:
     return RenderedFields(fields, render_fields(fields))
 
