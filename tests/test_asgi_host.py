@@ -19,7 +19,10 @@ from conftest import start_server
 from serverprocs import zerohttp
 
 from zerohttp import Config
-from zerohttp.asgi.host import ASGIHost, Mount, is_websocket_upgrade, split_target
+from zerohttp.asgi.host import ASGIHost, Mount, split_target
+from zerohttp.asgi.websocket import WebSocketSession
+from zerohttp.websocket.driver import WebSocketSettings
+from zerohttp.websocket.handshake import is_upgrade
 from zerohttp.asgi.loader import ASGI2Adapter, import_from_string, is_asgi3, load_app
 from zerohttp.errors import ConfigError
 from zerohttp.http.http11 import (
@@ -187,18 +190,36 @@ def test_mount_serves_below_its_prefix_and_redirects_with_it(mount: Mount) -> No
     assert get(mount, b"/static/../../etc/passwd").status in (400, 404)
 
 
-def test_host_routes_mounts_refuses_websocket_and_defers_the_rest(mount: Mount) -> None:
+HANDSHAKE = (
+    (b"upgrade", b"WebSocket"),
+    (b"connection", b"keep-alive, Upgrade"),
+    (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+    (b"sec-websocket-version", b"13"),
+)
+
+
+def test_host_routes_mounts_and_websockets_and_defers_the_rest(mount: Mount) -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         raise AssertionError("not called by handle()")
 
-    host = ASGIHost(app, mounts=[mount])
+    host = ASGIHost(app, mounts=[mount], websocket=WebSocketSettings())
     assert get(host, b"/static/a.txt").status == 200
     assert host.handle(RequestHead(b"GET", b"/api", b"1.1", ())) is host
-    upgrade = RequestHead(b"GET", b"/ws", b"1.1", ((b"upgrade", b"WebSocket"),))
-    refused = host.handle(upgrade)
+    upgrade = RequestHead(b"GET", b"/ws", b"1.1", HANDSHAKE)
+    assert isinstance(host.handle(upgrade), WebSocketSession)
+    broken = RequestHead(b"GET", b"/ws", b"1.1", HANDSHAKE[:3])  # no version
+    refused = host.handle(broken)
+    assert isinstance(refused, Response) and refused.status == 426
+    assert is_upgrade(((b"upgrade", b"h2c"),)) is False
+
+
+def test_websocket_off_is_a_501_that_says_why() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("not called by handle()")
+
+    refused = ASGIHost(app, websocket=None).handle(RequestHead(b"GET", b"/ws", b"1.1", HANDSHAKE))
     assert isinstance(refused, Response) and refused.status == 501
-    assert refused.body == b"WebSocket is not supported by zerohttp yet\n"
-    assert is_websocket_upgrade(((b"upgrade", b"h2c"),)) is False
+    assert refused.body == b"WebSocket is off on this server (--ws none)\n"
 
 
 # --- loading -------------------------------------------------------------------------

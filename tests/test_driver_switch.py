@@ -27,7 +27,8 @@ class EchoDriver(asyncio.Protocol):
 
     made: ClassVar[list[EchoDriver]] = []
 
-    def __init__(self) -> None:
+    def __init__(self, state: ServerState | None = None) -> None:
+        self.state = state  # a factory is called with the server's state
         self.transport: asyncio.Transport | None = None
         self.lost = False
 

@@ -16,7 +16,16 @@ PACKAGE = Path(__file__).resolve().parent.parent / "zerohttp"
 # Lower numbers are lower layers; a module may import its own layer or any below it.
 # The message model at the bottom; the protocol drivers over it and the body senders; the
 # handlers (static files, the ASGI host) above the drivers, which never import them.
-LAYERS = {"errors": 0, "message": 1, "body": 2, "http": 3, "static": 4, "asgi": 5, "access": 5}
+LAYERS = {
+    "errors": 0,
+    "message": 1,
+    "body": 2,
+    "http": 3,
+    "static": 4,
+    "websocket": 4,
+    "asgi": 5,
+    "access": 5,
+}
 TOP = 6  # cli, runner, workers, server, config, loops, the package itself
 
 

@@ -23,11 +23,15 @@ from .static.options import StaticOptions, settle_fields
 from .static.options import option as _opt
 from .static.urlpattern import compile_pattern
 from .tls import TLSSettings
+from .websocket.driver import WebSocketSettings
 
 LoopName = Literal["auto", "uvloop", "asyncio"]
 LOOP_NAMES: tuple[LoopName, ...] = ("auto", "uvloop", "asyncio")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 LIFESPAN_MODES = ("auto", "on", "off")
+# uvicorn's names: "websockets" and "websockets-sansio" are the one codec zerohttp has
+# (websockets' sans-IO layer); wsproto was measured and not offered (websocket/codec.py)
+WS_MODES = ("auto", "none", "websockets", "websockets-sansio")
 BASIC_AUTH_REALM = "zerohttp"
 
 
@@ -97,6 +101,25 @@ class Config(StaticOptions):
     root_path: str = _opt("", "ASGI root_path: the prefix the application is mounted under")
     lifespan: str = _opt(
         "auto", "ASGI lifespan: auto (if the app supports it), on, off", choices=LIFESPAN_MODES
+    )
+    ws: str = _opt(
+        "auto",
+        "WebSocket for --app: auto or websockets (websockets' sans-IO codec), or none "
+        "(an upgrade request gets 501)",
+        choices=WS_MODES,
+    )
+    ws_max_size: int = _opt(
+        16 * 1024 * 1024, "largest WebSocket message accepted, in bytes (else close 1009)"
+    )
+    ws_max_queue: int = _opt(
+        32, "WebSocket messages held for the application before reading from the client stops"
+    )
+    ws_ping_interval: float = _opt(20.0, "seconds between WebSocket keepalive pings (0: none)")
+    ws_ping_timeout: float = _opt(
+        20.0, "seconds a WebSocket ping waits for its pong before closing with 1011"
+    )
+    ws_per_message_deflate: bool = _opt(
+        True, "offer WebSocket permessage-deflate compression (RFC 7692) to clients that ask"
     )
     ssl_certfile: str = _opt("", "TLS: certificate chain (PEM); serves HTTPS when given")
     ssl_keyfile: str = _opt("", "TLS: private key (PEM), if not in --ssl-certfile")
@@ -210,6 +233,7 @@ class Config(StaticOptions):
             raise ConfigError(f"--lifespan {self.lifespan}: must be one of auto, on, off")
         if self.root_path and not self.root_path.startswith("/"):
             raise ConfigError(f"--root-path {self.root_path!r}: must start with /")
+        _check_websocket(self)
         if self.mount and not self.app:
             raise ConfigError("--mount needs --app (without an app, ROOT is served at /)")
         self.mounts  # noqa: B018 - raises ConfigError for a malformed entry
@@ -283,6 +307,33 @@ def check_cors_and_proxy(config: Config) -> None:
         TrustedPeers(config.forwarded_allow_ips)
     except ValueError as exc:
         raise ConfigError(f"--forwarded-allow-ips: {exc}") from None
+
+
+def websocket_settings(config: Config) -> WebSocketSettings | None:
+    """What the ASGI host's WebSocket driver reads; None with ``--ws none``."""
+    if config.ws == "none":
+        return None
+    return WebSocketSettings(
+        max_size=config.ws_max_size,
+        max_queue=config.ws_max_queue,
+        ping_interval=config.ws_ping_interval,
+        ping_timeout=config.ws_ping_timeout,
+        per_message_deflate=config.ws_per_message_deflate,
+        send_timeout=config.send_timeout,
+    )
+
+
+def _check_websocket(config: Config) -> None:
+    if config.ws not in WS_MODES:
+        raise ConfigError(f"--ws {config.ws}: must be one of {', '.join(WS_MODES)}")
+    if config.ws_max_size < 1:
+        raise ConfigError(f"--ws-max-size {config.ws_max_size}: must be at least 1 byte")
+    if config.ws_max_queue < 1:
+        raise ConfigError(f"--ws-max-queue {config.ws_max_queue}: must be at least 1")
+    if config.ws_ping_interval < 0:
+        raise ConfigError(f"--ws-ping-interval {config.ws_ping_interval}: must be 0 or more")
+    if config.ws_ping_timeout <= 0:
+        raise ConfigError(f"--ws-ping-timeout {config.ws_ping_timeout}: must be more than 0")
 
 
 def _check_basic_auth(config: Config) -> None:

@@ -73,6 +73,17 @@ def collect_families(stats: Stats) -> Iterator[Metric]:
         "Open-file cache lookups that found nothing valid.",
         value=stats.cache_misses,
     )
+    yield GaugeMetricFamily(
+        "zerohttp_websockets", "WebSocket connections open now.", value=stats.websockets_open
+    )
+    messages = CounterMetricFamily(
+        "zerohttp_websocket_messages",
+        "WebSocket messages, by direction (in: from clients, out: to clients).",
+        labels=["direction"],
+    )
+    messages.add_metric(["in"], stats.websocket_messages_in)
+    messages.add_metric(["out"], stats.websocket_messages_out)
+    yield messages
 
 
 class StatsCollector:

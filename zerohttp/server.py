@@ -18,7 +18,7 @@ from .asgi.host import ASGIHost, Mount
 from .asgi.lifespan import Lifespan
 from .asgi.loader import load_app
 from .body.zerocopy import cork_style, sendfile_function
-from .config import Config
+from .config import Config, websocket_settings
 from .errors import ConfigError, bind_failure
 from .http.accesslog import AccessLog
 from .http.connection import Handler, HTTPConnection, ServerState
@@ -129,6 +129,7 @@ class Server:
             state=state,
             scheme=scheme,
             proxy=self.proxy,
+            websocket=websocket_settings(config),
         )
 
     def _static(self, config: Config) -> StaticHandler:

@@ -12,6 +12,9 @@ peer the headers stay what they are, request headers for the application to see.
 
 Send after the client has gone raises ``ClientDisconnected`` (an ``OSError``), as ASGI
 spec 2.4 asks; Starlette then stops streaming instead of polling ``receive``.
+
+A WebSocket handshake is checked here (``websocket.handshake``: a broken one is a 400 the
+application never sees) and then runs as a ``WebSocketSession`` (``websocket.py``).
 """
 
 from __future__ import annotations
@@ -29,17 +32,23 @@ from ..http.exchange import FINISHED, READY, TOLD, ClientDisconnected, Exchange,
 from ..http.proxy import ProxyHeaders
 from ..message.response import RequestHead, Response, error_response
 from ..static.handler import under_prefix
+from ..websocket.driver import WebSocketSettings
+from ..websocket.handshake import Offer, is_upgrade, read_offer
 from .loader import ASGIApp, Message
+from .websocket import WebSocketSession
 
 logger = logging.getLogger("zerohttp")
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+# 2.5: websocket.disconnect carries the close reason
+ASGI_WEBSOCKET_VERSION = {"version": "3.0", "spec_version": "2.5"}
+WEBSOCKET_SCHEMES = {"http": "ws", "https": "wss"}
 BODY_MESSAGES = ("http.response.body", "http.response.zerocopysend", "http.response.pathsend")
 METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 Address = tuple[str, "int | None"] | None
 # (client, server, whether the peer may name the client: trusted, or a unix socket)
 Addresses = tuple[Address, Address, bool]
-WEBSOCKET_REFUSAL = "WebSocket is not supported by zerohttp yet"
+WEBSOCKET_REFUSAL = "WebSocket is off on this server (--ws none)"
 
 
 class FileHandler(Protocol):
@@ -86,10 +95,6 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
     return path, query.partition(b"#")[0]
 
 
-def is_websocket_upgrade(headers: Sequence[tuple[bytes, bytes]]) -> bool:
-    return any(name == b"upgrade" and b"websocket" in value.lower() for name, value in headers)
-
-
 def websocket_refusal() -> Response:
     """501 with a body that says why, instead of passing a handshake the app cannot finish."""
     body = WEBSOCKET_REFUSAL.encode("ascii") + b"\n"
@@ -109,8 +114,10 @@ class ASGIHost:
         state: dict[str, Any] | None = None,
         scheme: str = "http",
         proxy: ProxyHeaders | None = None,
+        websocket: WebSocketSettings | None = None,
     ) -> None:
         self.app = app
+        self.websocket = websocket  # None: --ws none
         self.root_path = root_path.rstrip("/")
         self.mounts = tuple(mounts)
         self.state = state
@@ -123,29 +130,23 @@ class ASGIHost:
         for mount in self.mounts:
             if mount.matches(request.target):
                 return mount.handle(request)
-        if is_websocket_upgrade(request.headers):
-            return websocket_refusal()
+        if is_upgrade(request.headers):
+            return self._websocket(request)
         return self  # the request runs as self.run(exchange)
+
+    def _websocket(self, request: RequestHead) -> Response | Responder:
+        settings = self.websocket
+        if settings is None:
+            return websocket_refusal()
+        offer = read_offer(request, deflate=settings.per_message_deflate)
+        if isinstance(offer, Response):
+            return offer
+        return WebSocketSession(self, offer, settings)
 
     def scope(self, exchange: Exchange) -> dict[str, Any]:
         request = exchange.request
-        target = request.target
-        if target[:1] == b"/" and b"?" not in target:  # the common shape: no query, no form
-            raw_path, query = target, b""
-        else:
-            raw_path, query = split_target(target)
-        if b"%" in raw_path:
-            path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
-        else:
-            path = raw_path.decode("utf-8", "replace")
-        connection = exchange.connection
-        addresses = self._addresses.get(connection)
-        if addresses is None:
-            addresses = self._addresses[connection] = _addresses(connection.transport, self.proxy)
-        client = addresses[0]
-        scheme = self.scheme
-        if addresses[2]:
-            client, scheme = self._forwarded(request, client, scheme)
+        raw_path, query, path = _paths(request.target)
+        client, server, scheme = self._peers(exchange, self.scheme)
         method = request.method
         scope: dict[str, Any] = {
             "type": "http",
@@ -159,12 +160,46 @@ class ASGIHost:
             "root_path": self.root_path,
             "headers": list(request.headers),
             "client": client,
-            "server": addresses[1],
+            "server": server,
             "extensions": {"http.response.pathsend": {}, "http.response.zerocopysend": {}},
         }
         if self.state is not None:
             scope["state"] = self.state.copy()  # shallow, per request (uvicorn#1902)
         return scope
+
+    def websocket_scope(self, exchange: Exchange, offer: Offer) -> dict[str, Any]:
+        request = exchange.request
+        raw_path, query, path = _paths(request.target)
+        client, server, scheme = self._peers(exchange, self.scheme)
+        scope: dict[str, Any] = {
+            "type": "websocket",
+            "asgi": ASGI_WEBSOCKET_VERSION,
+            "http_version": "1.1",
+            "scheme": WEBSOCKET_SCHEMES.get(scheme, scheme),
+            "path": self.root_path + path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "root_path": self.root_path,
+            "headers": list(request.headers),
+            "client": client,
+            "server": server,
+            "subprotocols": list(offer.subprotocols),
+            "extensions": {"websocket.http.response": {}},
+        }
+        if self.state is not None:
+            scope["state"] = self.state.copy()
+        return scope
+
+    def _peers(self, exchange: Exchange, scheme: str) -> tuple[Address, Address, str]:
+        """The scope's client, server and scheme (as a trusted proxy names them)."""
+        connection = exchange.connection
+        addresses = self._addresses.get(connection)
+        if addresses is None:
+            addresses = self._addresses[connection] = _addresses(connection.transport, self.proxy)
+        client = addresses[0]
+        if addresses[2]:
+            client, scheme = self._forwarded(exchange.request, client, scheme)
+        return client, addresses[1], scheme
 
     def _forwarded(self, request: RequestHead, client: Address, scheme: str) -> tuple[Address, str]:
         """The scope's client and scheme as a trusted peer's proxy headers name them."""
@@ -239,6 +274,17 @@ class ASGIHost:
                 os.close(fd)
         else:
             raise RuntimeError(f"unexpected ASGI message type {kind!r}")
+
+
+def _paths(target: bytes) -> tuple[bytes, bytes, str]:
+    """The scope's ``raw_path``, ``query_string`` and ``path`` (before ``root_path``)."""
+    if target[:1] == b"/" and b"?" not in target:  # the common shape: no query, no form
+        raw_path, query = target, b""
+    else:
+        raw_path, query = split_target(target)
+    if b"%" in raw_path:
+        return raw_path, query, unquote_to_bytes(raw_path).decode("utf-8", "replace")
+    return raw_path, query, raw_path.decode("utf-8", "replace")
 
 
 def _addresses(transport: Any, proxy: ProxyHeaders | None) -> Addresses:

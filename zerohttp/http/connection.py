@@ -262,7 +262,7 @@ class HTTPConnection(Responding, ExchangeSide, Lifecycle):
             return False
         if found is not True:
             self.buffer = b""
-            self._switch(found(), buffer)
+            self._switch(found(self.state), buffer)
         return True
 
     def _on_head(self, head: Head) -> None:

@@ -5,7 +5,12 @@ A driver is an ``asyncio.Protocol`` that owns one transport for one protocol: HT
 another one, as uvicorn does with ``transport.set_protocol``: after a ``101 Switching
 Protocols`` (a handler answers ``Upgrade``), or when a connection opens with a preface
 registered in ``ServerState.prefaces`` (HTTP/2 by prior knowledge). The new driver gets
-``connection_made`` and then the bytes the old one had read past the switch.
+``connection_made`` and then the bytes the old one had read past the switch. A factory is
+called with the ``ServerState``, so the new driver is a connection of the same server
+(shutdown, ``--limit-concurrency``, the access log and the metrics).
+
+A responder can switch too, once it has decided (``Exchange.switch``): the ASGI host's
+WebSocket handshake waits for the application's ``websocket.accept``.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..message.response import Response
 
-DriverFactory = Callable[[], asyncio.Protocol]
+# called with the ``ServerState`` (typed Any: server_state.py imports this module)
+DriverFactory = Callable[[Any], asyncio.Protocol]
 
 
 @dataclass(slots=True)

@@ -29,7 +29,8 @@ from .http11 import (
 )
 
 if TYPE_CHECKING:
-    from ..message.response import RequestHead
+    from ..message.response import RequestHead, Response
+    from .driver import DriverFactory
 
 # Unread request body buffered before the connection stops reading (uvicorn's value).
 BODY_HIGH_WATER = 65536
@@ -60,6 +61,9 @@ class Connection(Protocol):
     def send_continue(self) -> None: ...
     def exchange_done(self, exchange: Exchange) -> None: ...
     def exchange_failed(self, exchange: Exchange) -> None: ...
+    def switch_exchange(
+        self, exchange: Exchange, response: Response, factory: DriverFactory
+    ) -> None: ...
     def abort_exchange(self, exchange: Exchange, exc: BaseException) -> None: ...
 
 
@@ -341,6 +345,19 @@ class Exchange:
             )
             return
         self.connection.exchange_done(self)
+
+    def switch(self, response: Response, factory: DriverFactory) -> None:
+        """Answer with ``response`` (a 101) and hand the connection to the driver
+        ``factory`` builds: this exchange is over, its responder may go on with that
+        driver (ClientDisconnected when the connection is gone already)."""
+        if self.phase is not READY:
+            raise RuntimeError("a protocol switch after the response started")
+        if self.peer >= LOST:
+            raise ClientDisconnected("client disconnected")
+        self.phase = FINISHED
+        self.status = response.status
+        self._wake()
+        self.connection.switch_exchange(self, response, factory)
 
     def fail(self) -> None:
         """The responder ended without completing the response: 500 if nothing has been

@@ -9,8 +9,9 @@ import logging
 import h11
 
 from ..body.zerocopy import Segment
-from ..message.response import error_response
-from .exchange import BODY_HIGH_WATER, Exchange, Responder
+from ..message.response import Response, error_response
+from .driver import DriverFactory, Upgrade
+from .exchange import BODY_HIGH_WATER, ClientDisconnected, Exchange, Responder
 from .http11 import CONTINUE_100
 from .phase import CLOSING, EXCHANGE, NEVER, DriverBase
 from .reader import Head
@@ -138,6 +139,16 @@ class ExchangeSide(DriverBase):
             return
         self.exchange = None
         self._respond(self.head, error_response(500, close=True), keep_alive=False)
+
+    def switch_exchange(
+        self, exchange: Exchange, response: Response, factory: DriverFactory
+    ) -> None:
+        """The responder answers with a 101: the transport goes to the driver ``factory``
+        builds, which logs the connection when it ends."""
+        if self.exchange is not exchange or self.phase >= CLOSING:
+            raise ClientDisconnected("client disconnected")
+        self.exchange = None
+        self._upgrade(self.head, Upgrade(response, factory), logged=False)
 
     def abort_exchange(self, exchange: Exchange, exc: BaseException) -> None:
         if self.exchange is exchange:

@@ -147,18 +147,19 @@ class Lifecycle(DriverBase):
             self.transport.abort()
         self.sender.release()
 
-    def _upgrade(self, head: Head, upgrade: Upgrade) -> None:
-        """Send the 101, then hand the transport and the bytes past this head over."""
+    def _upgrade(self, head: Head | None, upgrade: Upgrade, *, logged: bool = True) -> None:
+        """Send the 101, then hand the transport and the bytes past this head over
+        (``logged=False``: the new driver logs the connection itself, when it ends)."""
         response = upgrade.response
         self.write(render_head(response, self.state.date.line(), keep_alive=True, http10=False))
-        if self.state.log.active:
+        if logged and head is not None and self.state.log.active:
             self._log(head.request, response.status, "memory", 0)
         leftover = self.buffer
         if self.parser is not None:
             leftover = self.parser.trailing_data[0]
             self.parser = None
         self.buffer = b""
-        self._switch(upgrade.factory(), leftover)
+        self._switch(upgrade.factory(self.state), leftover)
 
     def _switch(self, driver: asyncio.Protocol, data: bytes) -> None:
         self.phase = SWITCHED
@@ -167,6 +168,8 @@ class Lifecycle(DriverBase):
         self.state.connections.discard(self)
         assert self.transport is not None
         switch_protocol(self.transport, driver, data)
+        if self.eof:  # the client's EOF came before the switch: the new driver learns it
+            driver.eof_received()
 
     def close_if_idle(self) -> bool:
         """For graceful shutdown: close now unless a request is in progress."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import h11
 
 from ..message.response import FileBody, RequestHead, Response
+from .driver import Upgrade
 from .exchange import Exchange
 from .filesender import FileSender
 from .flow import FlowControl
@@ -144,6 +145,8 @@ class DriverBase(asyncio.Protocol):
         def _exchange_body_stalled(self, exchange: Exchange) -> None: ...
 
         def _switch(self, driver: asyncio.Protocol, data: bytes) -> None: ...
+
+        def _upgrade(self, head: Head | None, upgrade: Upgrade, *, logged: bool = True) -> None: ...
 
         def _pump_body(self, exchange: Exchange) -> None: ...
 

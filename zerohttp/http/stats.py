@@ -44,6 +44,9 @@ class Stats:
     connections: int = 0  # open now (set at snapshot time)
     cache_hits: int = 0
     cache_misses: int = 0
+    websockets_open: int = 0  # a gauge: a dead worker's are not counted
+    websocket_messages_in: int = 0
+    websocket_messages_out: int = 0
 
     def count(self, method: bytes, status: int, path: str, body: int, seconds: float) -> None:
         name = method.decode("ascii") if method in KNOWN_METHODS else ("other" if method else "")
@@ -63,6 +66,9 @@ class Stats:
             "connections": self.connections,
             "cache_hits": self.cache_hits,
             "cache_misses": self.cache_misses,
+            "websockets_open": self.websockets_open,
+            "websocket_messages_in": self.websocket_messages_in,
+            "websocket_messages_out": self.websocket_messages_out,
         }
 
     def merge(self, data: dict[str, Any], *, alive: bool = True) -> None:
@@ -77,5 +83,8 @@ class Stats:
         self.duration_sum += float(data["duration_sum"])
         if alive:
             self.connections += int(data["connections"])
+            self.websockets_open += int(data.get("websockets_open", 0))
+        self.websocket_messages_in += int(data.get("websocket_messages_in", 0))
+        self.websocket_messages_out += int(data.get("websocket_messages_out", 0))
         self.cache_hits += int(data["cache_hits"])
         self.cache_misses += int(data["cache_misses"])
