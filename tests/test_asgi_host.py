@@ -20,10 +20,8 @@ from serverprocs import zerohttp
 
 from zerohttp import Config
 from zerohttp.asgi.host import ASGIHost, Mount, split_target
-from zerohttp.asgi.websocket import WebSocketSession
-from zerohttp.websocket.driver import WebSocketSettings
-from zerohttp.websocket.handshake import is_upgrade
 from zerohttp.asgi.loader import ASGI2Adapter, import_from_string, is_asgi3, load_app
+from zerohttp.asgi.websocket import WebSocketSession
 from zerohttp.errors import ConfigError
 from zerohttp.http.http11 import (
     LAST_CHUNK,
@@ -34,6 +32,8 @@ from zerohttp.http.http11 import (
 )
 from zerohttp.message.response import RequestHead, Response
 from zerohttp.static.handler import StaticHandler
+from zerohttp.websocket.driver import WebSocketSettings
+from zerohttp.websocket.handshake import is_upgrade
 
 REPO = Path(__file__).resolve().parent.parent
 DATE = b"Date: Thu, 01 Jan 2026 00:00:00 GMT\r\n"

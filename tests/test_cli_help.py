@@ -22,6 +22,7 @@ SECTIONS = [
     "TLS",
     "logs, metrics and health checks",
     "ASGI",
+    "WebSocket (with --app)",
     "processes",
     "settings file",
 ]

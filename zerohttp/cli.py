@@ -144,6 +144,17 @@ OPTION_GROUPS: tuple[tuple[str, dict[str, str]], ...] = (
             "mount": "/PREFIX=DIR",
         },
     ),
+    (
+        "WebSocket (with --app)",
+        {
+            "ws": "",
+            "ws_max_size": "BYTES",
+            "ws_max_queue": "N",
+            "ws_ping_interval": "SECONDS",
+            "ws_ping_timeout": "SECONDS",
+            "ws_per_message_deflate": "",
+        },
+    ),
     ("processes", {"workers": "N", "loop": ""}),
     ("settings file", {"config": "FILE"}),
 )
