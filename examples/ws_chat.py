@@ -26,7 +26,7 @@ import itertools
 from collections import deque
 from typing import Any
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import RedirectResponse
 
 HISTORY = 50  # messages /api/messages keeps
@@ -74,8 +74,10 @@ app = FastAPI(title="zerohttp WebSocket chat example")
 
 
 @app.get("/", include_in_schema=False)
-def index() -> RedirectResponse:
-    return RedirectResponse("/static/index.html")
+def index(request: Request) -> RedirectResponse:
+    """To the page, keeping the query (``/?name=ann`` joins as ann)."""
+    query = request.url.query
+    return RedirectResponse("/static/index.html" + (f"?{query}" if query else ""))
 
 
 @app.get("/api/messages")

@@ -7,6 +7,7 @@ const joinForm = document.getElementById("join");
 const sayForm = document.getElementById("say");
 const text = document.getElementById("text");
 let socket = null;
+let joinedAs = null; // the name of the last join, for a page restored from the cache
 
 function show(event, extra) {
   const item = document.createElement("li");
@@ -36,6 +37,7 @@ function setConnected(connected) {
 
 function join(name) {
   if (socket) socket.close(1000, "rejoining");
+  joinedAs = name;
   statusLine.textContent = "connecting";
   const ws = new WebSocket(chatURL(name));
   socket = ws;
@@ -60,6 +62,11 @@ sayForm.addEventListener("submit", (event) => {
     text.value = "";
   }
 });
+
+// Leaving the page leaves the chat. Without this a browser may keep the page, and its open
+// socket, in its back/forward cache: the others would not see the leave.
+addEventListener("pagehide", () => { if (socket) socket.close(1000, "page closed"); });
+addEventListener("pageshow", (event) => { if (event.persisted && joinedAs !== null) join(joinedAs); });
 
 // The history first, then (with ?name=NAME in the address) join at once, so live
 // messages come after the old ones.
