@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -163,3 +164,20 @@ def test_a_binary_message_is_refused_with_1003(chat: ServerProcess) -> None:
         with pytest.raises(ConnectionClosed):
             wait_for(on(client), lambda event: False)
     assert (client.close_code, client.close_reason) == (1003, "text messages only")
+
+
+def test_sigterm_closes_the_chat_with_1001_going_away() -> None:
+    """As the README says: the clients get 1001, the app its disconnect, the process exits 0."""
+    eve, fay = unique("eve"), unique("fay")
+    with (
+        chat_server() as server,
+        connect(ws_url(server, eve)) as e,
+        connect(ws_url(server, fay)) as f,
+    ):
+        wait_for(on(e), joined(fay))
+        server.proc.send_signal(signal.SIGTERM)
+        for client in (e, f):
+            with pytest.raises(ConnectionClosed):
+                wait_for(on(client), lambda event: False)
+            assert client.close_code == 1001, client.close_reason
+        assert server.proc.wait(WAIT) == 0
