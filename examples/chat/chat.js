@@ -20,6 +20,7 @@ function show(event, extra) {
       + " (" + event.online + " online)";
   }
   log.append(item);
+  log.scrollTop = log.scrollHeight;
 }
 
 // ws://host/ws/chat from http://host/..., wss:// from https://
