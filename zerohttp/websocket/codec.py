@@ -24,7 +24,7 @@ from websockets.protocol import CLOSED, OPEN, SERVER, Protocol
 _logger = logging.getLogger("zerohttp.websocket.codec")
 _logger.setLevel(logging.WARNING)
 
-TEXT, BINARY, CONT, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
+TEXT, BINARY, CONT, PONG, CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG, Opcode.CLOSE
 ABNORMAL = 1006  # never on the wire: what the app is told when the TCP connection just ends
 NO_STATUS = 1005
 
@@ -75,8 +75,14 @@ class ServerCodec(Protocol):
         return int(close.code), close.reason
 
     def recv_frame(self, frame: Frame) -> None:
-        super().recv_frame(frame)  # framing rules first: a stray continuation is a 1002
         opcode = frame.opcode
+        if opcode is CLOSE and self.current_size is not None:
+            # A close amid a fragmented message (control frames may come between its
+            # fragments, RFC 6455 §5.4) ends the message unfinished; the close is answered
+            # as any other (§5.5.1), not failed with 1002 as websockets does.
+            self.current_size = None
+            self._parts = self._decoder = None
+        super().recv_frame(frame)  # framing rules first: a stray continuation is a 1002
         if opcode is TEXT:
             if frame.fin:
                 self.messages.append(bytes(frame.data).decode())  # raises: 1007
