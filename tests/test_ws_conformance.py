@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import sys
 import time
 import zlib
@@ -46,6 +47,7 @@ from wsframes import (
     close_payload,
     encode_frame,
     parse_close,
+    parse_handshake,
 )
 
 TESTS = Path(__file__).resolve().parent
@@ -303,6 +305,106 @@ def case(
     if zerohttp_bug is not None:
         ZEROHTTP_BUGS[id] = zerohttp_bug
 
+
+# --- 0 the opening handshake (ours: RFC 6455 §4.2) -------------------------------------------
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3's example key
+
+
+def request_head(*lines: str, first: str = "GET / HTTP/1.1") -> bytes:
+    return ("\r\n".join([first, *lines]) + "\r\n\r\n").encode()
+
+
+GOOD = ["Host: x", "Upgrade: websocket", "Connection: Upgrade", f"Sec-WebSocket-Key: {KEY}"]
+V13 = "Sec-WebSocket-Version: 13"
+
+
+def handshake(
+    raw: bytes, statuses: tuple[int, ...], *, has: str | None = None, lacks: str | None = None
+) -> Callable[[int], Outcome]:
+    """Send ``raw``; the response status must be one of ``statuses``, carrying the field
+    ``has`` and not ``lacks``."""
+
+    def run(port: int) -> Outcome:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(raw)
+            buffer = b""
+            while b"\r\n\r\n" not in buffer:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return Outcome(FAILED, f"closed without a response: {buffer!r}")
+                buffer += chunk
+        answer = parse_handshake(buffer.partition(b"\r\n\r\n")[0])
+        if answer.status not in statuses:
+            return Outcome(FAILED, f"status {answer.status}, expected {statuses}")
+        if has is not None and answer.get(has) is None:
+            return Outcome(FAILED, f"{answer.status} without {has}")
+        if lacks is not None and answer.get(lacks) is not None:
+            return Outcome(FAILED, f"{answer.status} with {lacks}: {answer.get(lacks)}")
+        return Outcome(OK, str(answer.status))
+
+    return run
+
+
+case("x0.1", handshake(request_head(*GOOD, V13), (101,), has="sec-websocket-accept"))
+# §4.2.2: "an appropriate HTTP error code (such as 426 ...)" and, a MUST, the versions we speak
+case(
+    "x0.2",
+    handshake(
+        request_head(*GOOD, "Sec-WebSocket-Version: 8"), (400, 426), has="sec-websocket-version"
+    ),
+    uvicorn=FAILED,
+)
+case("x0.3", handshake(request_head(*GOOD[:3], V13), (400,)))  # no key
+case(
+    "x0.4",
+    handshake(request_head(*GOOD[:3], "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA", V13), (400,)),
+)
+case("x0.5", handshake(request_head(*GOOD, V13, first="POST / HTTP/1.1"), (400, 405)))
+case("x0.6", handshake(request_head(*GOOD[:2], GOOD[3], V13), (400, 404, 426)))  # no Connection
+case(
+    "x0.7",
+    handshake(
+        request_head(*GOOD, V13, "Sec-WebSocket-Protocol: chat"),
+        (101,),
+        lacks="sec-websocket-protocol",
+    ),
+)
+case("x0.8", handshake(request_head(*GOOD, GOOD[3], V13), (400,)))  # two keys
+case(
+    "x0.9",
+    handshake(
+        request_head(*GOOD, V13, "Sec-WebSocket-Extensions: x-foo"),
+        (101,),
+        lacks="sec-websocket-extensions",
+    ),
+)
+case(
+    "x0.10",
+    handshake(request_head(*GOOD[:2], "Connection: keep-alive, Upgrade", GOOD[3], V13), (101,)),
+)
+case("x0.11", handshake(request_head(GOOD[0], "Upgrade: WebSocket", *GOOD[2:], V13), (101,)))
+case(
+    "x0.12", handshake(request_head(*GOOD[1:], V13), (400,)), uvicorn=FAILED
+)  # no Host: RFC 9112 §3.2
+# RFC 9110 §7.8: "A server MUST ignore an Upgrade header field ... in an HTTP/1.0 request"
+case(
+    "x0.13",
+    handshake(request_head(*GOOD, V13, first="GET / HTTP/1.0"), (404,)),
+    zerohttp_bug="asgi/host.py routes every request with Upgrade: websocket to the handshake, "
+    "which refuses HTTP/1.0 with 400; RFC 9110 §7.8 says ignore Upgrade in HTTP/1.0 (the app "
+    "answers it as plain HTTP: 404 from the echo app)",
+    uvicorn=FAILED,
+)
+case(
+    "x0.14",
+    recorded(
+        handshake(
+            request_head(*GOOD, V13, "Sec-WebSocket-Extensions: permessage-deflate; ="), (101,)
+        )
+    ),
+    INFORMATIONAL,
+)
 
 # --- 1 framing ---------------------------------------------------------------------------------
 
