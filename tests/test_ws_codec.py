@@ -349,3 +349,18 @@ def test_our_close_is_what_the_app_hears_until_the_client_answers() -> None:
     assert server.ending() == (4000, "app")
     server.feed(encode_frame(CLOSE, close_payload(4000, "app")))
     assert server.ending() == (4000, "app")
+
+
+@given(st.text(max_size=200))
+def test_any_close_reason_fits_a_close_frame(reason: str) -> None:
+    """An application's reason is cut to 123 bytes at a character boundary (§5.5)."""
+    server = codec()
+    server.send_close(1000, reason)
+    (frame,), _ = sent(server)
+    code, raw = parse_close(frame.payload)
+    assert code == 1000 and len(frame.payload) <= 125
+    text = raw.decode()  # still UTF-8
+    if len(reason.encode("utf-8", "replace")) <= 123:
+        assert text == reason.encode("utf-8", "replace").decode()
+    else:
+        assert reason.encode("utf-8", "replace").startswith(raw)

@@ -25,6 +25,7 @@ _logger = logging.getLogger("zerohttp.websocket.codec")
 _logger.setLevel(logging.WARNING)
 
 TEXT, BINARY, CONT, PONG, CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG, Opcode.CLOSE
+MAX_REASON = 123  # a control frame carries at most 125 bytes (RFC 6455 §5.5), 2 are the code
 ABNORMAL = 1006  # never on the wire: what the app is told when the TCP connection just ends
 NO_STATUS = 1005
 
@@ -55,6 +56,12 @@ class ServerCodec(Protocol):
             self.send_text(message.encode())
         else:
             self.send_binary(message)
+
+    def send_close(self, code: CloseCode | int | None = None, reason: str = "") -> None:
+        super().send_close(code, fit_reason(reason))
+
+    def fail(self, code: CloseCode | int, reason: str = "") -> None:
+        super().fail(code, fit_reason(reason))
 
     @property
     def open(self) -> bool:
@@ -116,6 +123,12 @@ class ServerCodec(Protocol):
                 self.messages.append(b"".join(byte_parts))
         if frame.fin:
             self._parts = self._decoder = None
+
+
+def fit_reason(reason: str) -> str:
+    """``reason`` cut to what a close frame can carry, at a character boundary (as
+    wsproto does): an application's long reason must not turn its close into an error."""
+    return reason.encode("utf-8", "replace")[:MAX_REASON].decode("utf-8", "ignore")
 
 
 __all__ = ["ABNORMAL", "NO_STATUS", "CloseCode", "Message", "ServerCodec"]
