@@ -826,6 +826,24 @@ def corpus(size: int, seed: int, opcode: int) -> bytes:
     return bytes(out[:size])
 
 
+def answer_problem(offer: str, answer: str) -> str | None:
+    """What in ``answer`` RFC 7692 §7.1 forbids for the first offer that it can answer."""
+    accepted = answer.split(";")[0].strip()
+    if accepted != PMD:
+        return f"answered {answer!r}"
+    params = {p.split("=")[0].strip() for p in answer.split(";")[1:]}
+    for one in offer.split(","):
+        offered = {p.split("=")[0].strip() for p in one.split(";")[1:]}
+        if "server_max_window_bits=8" in one.replace(" ", ""):
+            continue  # the offer zlib cannot serve: declined
+        if "server_no_context_takeover" in offered and "server_no_context_takeover" not in params:
+            return "server_no_context_takeover offered, not in the answer (§7.1.1.1)"
+        if "client_max_window_bits" in params and "client_max_window_bits" not in offered:
+            return "client_max_window_bits answered, not offered (§7.1.2.2)"
+        return None
+    return "no offer it could answer"
+
+
 def deflated(
     offer: str,
     sizes: list[int],
@@ -853,6 +871,9 @@ def deflated(
                 )
             if window is not None and agreed.server_max_window_bits > window:
                 return Outcome(FAILED, f"server window {agreed.server_max_window_bits} > {window}")
+            problem = answer_problem(offer, client.handshake.get("sec-websocket-extensions") or "")
+            if problem:
+                return Outcome(FAILED, problem)
             kind = "text" if opcode == TEXT else "binary"
             for size in sizes:
                 for i in range(count):
@@ -958,6 +979,10 @@ def test_case(
         request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     outcome = conformance_case.run(port)
     expected = conformance_case.verdict
+    report = os.environ.get("WS_CONFORMANCE_REPORT")  # a file to list every outcome in
+    if report:
+        with open(report, "a") as out:
+            out.write(f"{conformance_case.id}\t{name}\t{outcome.verdict}\t{outcome.detail}\n")
     if name == "uvicorn" and conformance_case.id in UVICORN:
         recorded = UVICORN[conformance_case.id]
         assert outcome.verdict == recorded, outcome.detail
