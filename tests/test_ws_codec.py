@@ -9,7 +9,7 @@ import os
 import zlib
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from wsframes import (
     BINARY,
@@ -351,6 +351,8 @@ def test_our_close_is_what_the_app_hears_until_the_client_answers() -> None:
     assert server.ending() == (4000, "app")
 
 
+@example("x" * 124)
+@example("é" * 62)  # 124 bytes: the cut falls inside a character
 @given(st.text(max_size=200))
 def test_any_close_reason_fits_a_close_frame(reason: str) -> None:
     """An application's reason is cut to 123 bytes at a character boundary (§5.5)."""
