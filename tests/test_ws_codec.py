@@ -96,7 +96,7 @@ frames = st.builds(
 )
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(frames, min_size=1, max_size=4), st.integers(1, 5000))
 def test_client_frames_round_trip_in_any_chops(sent_frames: list[Frame], chop: int) -> None:
     wire = b"".join(
@@ -141,6 +141,7 @@ def client_wire(message: str | bytes, cuts: list[int]) -> bytes:
     return out
 
 
+@settings(deadline=None)
 @given(messages, st.lists(st.integers(0, 400), max_size=4), st.integers(1, 700))
 def test_messages_round_trip_through_fragments_and_chops(
     sent_messages: list[str | bytes], cuts: list[int], chop: int
@@ -167,7 +168,7 @@ def test_server_messages_round_trip(sent_messages: list[str | bytes]) -> None:
     assert got == sent_messages
 
 
-@settings(max_examples=40)
+@settings(max_examples=40, deadline=None)
 @given(
     messages,
     st.sampled_from(
