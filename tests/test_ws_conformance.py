@@ -80,7 +80,8 @@ def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
     with server_process(args, port=port, cwd=TESTS, env=env) as proc:
         yield name, proc.port
         if name == "zerohttp":  # uvicorn logs a traceback for each invalid UTF-8 message
-            assert "Traceback" not in proc.output(), proc.output()
+            log = proc.output()
+            assert log.count("Traceback") == log.count("DeliberateFailure: deliberate"), log
 
 
 # --- what a case is ----------------------------------------------------------------------------
@@ -761,6 +762,55 @@ case("7.13.2", informational([f(CLOSE, close_payload(65535))]), INFORMATIONAL)
 for n, code in enumerate([1012, 1013, 1014], 1):
     case(f"x7.{n}", closes([f(CLOSE, close_payload(code))], (code, 1000)))
 case("x7.4", fails([f(CLOSE, close_payload(1015))]))  # TLS failure: never on the wire (§7.4.1)
+
+# ours: the closing handshake when the application starts it (echo_app's "!close"), and
+# the close an application error ends in (1011, §7.4.1; the issue's requirement)
+
+
+def app_closes(
+    command: str, code: int, reason: bytes | None = None, *, chatter: int = 0
+) -> Callable[[int], Outcome]:
+    """Ask the app to close; the server's close frame must carry ``code`` (and ``reason``,
+    if given) in at most 125 bytes; we send ``chatter`` messages (never answered: the
+    server sent its close) and then our close; the server must then close TCP."""
+
+    def run(port: int) -> Outcome:
+        with WSClient.connect(port) as client:
+            client.send_message(command)
+            try:
+                message = client.recv_message(5.0)
+            except (Closed, TimeoutError, FrameError) as exc:
+                return Outcome(FAILED, f"no close frame: {exc!r}")
+            if message.kind != "close":
+                return Outcome(FAILED, f"got {message.kind} before the close")
+            got_code, got_reason = parse_close(message.data)
+            if got_code != code:
+                return Outcome(FAILED, f"close {got_code}, expected {code}")
+            if reason is not None and got_reason != reason:
+                return Outcome(
+                    FAILED, f"reason {got_reason[:30]!r}..., expected {reason[:30]!r}..."
+                )
+            try:
+                for i in range(chatter):
+                    client.send_message(f"late {i}")
+                client.send_close(code)
+            except OSError:
+                return Outcome(NON_STRICT, "TCP closed before our close answer")
+            events, payload, eof = until_close(client, 5.0)
+            if events or payload is not None:
+                return Outcome(FAILED, f"after its close: {short(events)} {payload!r}")
+            return Outcome(OK, f"closed with {code}") if eof else Outcome(FAILED, "TCP left open")
+
+    return run
+
+
+case("x7.6", app_closes("!close 4000 bye", 4000, b"bye"))
+case("x7.7", app_closes("!close 1000", 1000, b""))
+case("x7.8", app_closes("!close 4001 late", 4001, b"late", chatter=3))
+# §5.5: a control frame carries at most 125 bytes; the ASGI reason "can be any string"
+case("x7.9", app_closes("!close 4000 *100", 4000, ("é" * 61).encode()), uvicorn=FAILED)
+case("x7.10", fails([f(TEXT, "!raise")], (1011,)), uvicorn=NON_STRICT)
+
 
 # --- 9 limits and performance ------------------------------------------------------------------
 

@@ -430,8 +430,14 @@ class WSClient:
 # --- the echo application -------------------------------------------------------------------------
 
 
+class DeliberateFailure(RuntimeError):
+    """What ``echo_app`` raises when asked to (``!raise``)."""
+
+
 async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Every message back as it came (text as text, bytes as bytes)."""
+    """Every message back as it came (text as text, bytes as bytes). Two texts are
+    commands: ``!close CODE [REASON]`` closes with that code and reason (``!close CODE
+    *N``: a reason of N "é"), and ``!raise`` raises DeliberateFailure."""
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
@@ -450,7 +456,16 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         message = await receive()
         if message["type"] == "websocket.disconnect":
             return
-        if message.get("text") is not None:
-            await send({"type": "websocket.send", "text": message["text"]})
+        text = message.get("text")
+        if text is not None and text.startswith("!close "):
+            _, code, *reason = text.split(" ", 2)
+            why = reason[0] if reason else ""
+            if why.startswith("*"):
+                why = "é" * int(why[1:])
+            await send({"type": "websocket.close", "code": int(code), "reason": why})
+        elif text == "!raise":
+            raise DeliberateFailure("deliberate application failure")
+        elif text is not None:
+            await send({"type": "websocket.send", "text": text})
         else:
             await send({"type": "websocket.send", "bytes": message["bytes"]})
