@@ -21,6 +21,7 @@ they differ: benchmarks/RESULTS.md, "Issue 19 — conformance against uvicorn".
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -64,24 +65,30 @@ ZEROHTTP_BUGS: dict[str, str] = {}
 # --- the servers -------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["zerohttp", "uvicorn"])
-def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
-    name = str(request.param)
+@contextlib.contextmanager
+def launch(name: str, *flags: str) -> Iterator[tuple[str, int]]:
+    """``echo_app`` under ``name`` (zerohttp or uvicorn) with ``flags``, on a free port."""
     if name == "zerohttp":
         args = ["-m", "zerohttp", "--app", "wsframes:echo_app", "--port", "0"]
-        args += ["--access-log", "off", "--lifespan", "off"]
+        args += ["--access-log", "off", "--lifespan", "off", *flags]
         port = None
     else:
         port = free_port()
         args = ["-m", "uvicorn", "wsframes:echo_app", "--port", str(port)]
         args += ["--ws", "websockets-sansio", "--no-access-log", "--lifespan", "off"]
-        args += ["--log-level", "warning"]
+        args += ["--log-level", "warning", *flags]
     env = {"PYTHONPATH": os.pathsep.join([str(TESTS.parent), *sys.path[:1]])}
     with server_process(args, port=port, cwd=TESTS, env=env) as proc:
         yield name, proc.port
         if name == "zerohttp":  # uvicorn logs a traceback for each invalid UTF-8 message
             log = proc.output()
             assert log.count("Traceback") == log.count("DeliberateFailure: deliberate"), log
+
+
+@pytest.fixture(scope="module", params=["zerohttp", "uvicorn"])
+def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    with launch(str(request.param)) as running:
+        yield running
 
 
 # --- what a case is ----------------------------------------------------------------------------
@@ -392,7 +399,8 @@ case(
 case(
     "x0.13",
     handshake(request_head(*GOOD, V13, first="GET / HTTP/1.0"), (404,)),
-    zerohttp_bug="asgi/host.py routes every request with Upgrade: websocket to the handshake, "
+    zerohttp_bug="asgi/host.py routes every request with Upgrade: websocket to the handshake "
+    "(is_upgrade; handshake.wants_websocket is the one to call), "
     "which refuses HTTP/1.0 with 400; RFC 9110 §7.8 says ignore Upgrade in HTTP/1.0 (the app "
     "answers it as plain HTTP: 404 from the echo app)",
     uvicorn=FAILED,
@@ -970,6 +978,8 @@ for n, (offer, window) in enumerate(zip(OFFERS_13, WINDOWS_13, strict=True), 1):
     case(f"13.{n}.2", deflated(offer, [1 << 10, 16 << 10], count=4, reset=True, window=window))
 # server_max_window_bits=8 alone: zlib cannot compress within 256 bytes; decline or honour
 case("x13.1", deflated(f"{PMD}; server_max_window_bits=8", [4 << 10], require=None, window=8))
+# a client window of 8 bits: the server must inflate within 256 bytes (RFC 7692 §7.1.2.2)
+case("x13.4", deflated(f"{PMD}; client_max_window_bits=8", [16, 4 << 10], count=4))
 case("x13.2", deflated(f"{PMD}; unknown_param", [1 << 10], require=None))  # §5: decline
 case("x13.3", deflated(f"{PMD}; server_max_window_bits=16", [1 << 10], require=None))
 
@@ -1038,3 +1048,20 @@ def test_case(
         assert outcome.verdict == recorded, outcome.detail
         pytest.xfail(f"uvicorn: {outcome.verdict} ({outcome.detail}); {expected} expected")
     assert outcome.verdict == expected, f"{name} {conformance_case.id}: {outcome.detail}"
+
+
+@pytest.mark.parametrize("name", ["zerohttp", "uvicorn"])
+def test_deflate_switched_off(name: str) -> None:
+    """--no-ws-per-message-deflate (uvicorn: --ws-per-message-deflate false): the offer is
+    declined, so RSV1 is again a protocol error (RFC 6455 §5.2) and plain messages echo."""
+    flags = (
+        ["--no-ws-per-message-deflate"]
+        if name == "zerohttp"
+        else ["--ws-per-message-deflate", "false"]
+    )
+    with launch(name, *flags) as (_, port):
+        assert echo([f(TEXT, "plain")], [("text", b"plain")], extensions=PMD)(port).verdict == OK
+        with WSClient.connect(port, extensions=PMD) as client:
+            assert client.deflate is None
+        outcome = fails([f(TEXT, zlib.compress(b"x")[2:-4], rsv=4)], extensions=PMD)(port)
+        assert outcome.verdict == OK, outcome.detail

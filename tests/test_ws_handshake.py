@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from wsframes import Deflate
 
 from zerohttp.message.response import RequestHead, Response
-from zerohttp.websocket.handshake import Offer, accept_value, accepted, is_upgrade, read_offer
+from zerohttp.websocket.handshake import (
+    Offer,
+    accept_value,
+    accepted,
+    is_upgrade,
+    read_offer,
+    wants_websocket,
+)
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3
 BASE = [
@@ -70,6 +77,13 @@ def test_valid_handshake() -> None:
 )
 def test_is_upgrade(headers: list[tuple[bytes, bytes]], expected: bool) -> None:
     assert is_upgrade(headers) is expected
+
+
+def test_http_1_0_upgrade_is_plain_http() -> None:
+    """RFC 9110 §7.8: a server MUST ignore Upgrade in an HTTP/1.0 request."""
+    assert wants_websocket(head())
+    assert not wants_websocket(head(version=b"1.0"))
+    assert not wants_websocket(RequestHead(b"GET", b"/", b"1.1", (BASE[0],)))
 
 
 def test_refusals() -> None:

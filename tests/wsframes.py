@@ -244,9 +244,12 @@ class Deflate:
         return agreed
 
     def compress(self, data: bytes, *, reset: bool = False) -> bytes:
-        """One message's compressed payload (the trailing empty block stripped)."""
+        """One message's compressed payload (the trailing empty block stripped). With an
+        8-bit window, which zlib cannot compress within, stored blocks (no references)."""
         if self._compressor is None or reset or self.client_no_context_takeover:
-            self._compressor = zlib.compressobj(wbits=-max(9, self.client_max_window_bits))
+            bits = self.client_max_window_bits
+            level = 0 if bits == 8 else -1
+            self._compressor = zlib.compressobj(level, wbits=-max(9, bits))
         out = self._compressor.compress(data) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
         assert out.endswith(EMPTY_BLOCK)
         return out[:-4]
