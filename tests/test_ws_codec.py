@@ -367,3 +367,66 @@ def test_any_close_reason_fits_a_close_frame(reason: str) -> None:
         assert text == reason.encode("utf-8", "replace").decode()
     else:
         assert reason.encode("utf-8", "replace").startswith(raw)
+
+
+# --- hold_close: the client's close answered once the application has had its messages ------
+
+
+def held() -> ServerCodec:
+    server = ServerCodec(max_size=1 << 20, hold_close=True)
+    got = server.feed(
+        encode_frame(TEXT, b"Hello World")
+        + encode_frame(CLOSE, close_payload(1000, "bye"))
+        + encode_frame(PING, b"after the close")
+    )
+    assert got == ["Hello World"]
+    return server
+
+
+def test_held_close_waits_for_answer_close() -> None:
+    server = held()
+    assert sent(server) == ([], False)  # nothing yet: not even the ping's pong (§1.4)
+    assert server.open and server.held_close is not None
+    assert server.ending() == (1000, "bye")
+    server.send_message("Hello World")  # the reply to the message before the close
+    server.answer_close()
+    frames, eof = sent(server)
+    assert [f.opcode for f in frames] == [TEXT, CLOSE] and eof
+    assert frames[1].payload == close_payload(1000, "bye")  # echoed as it came
+    assert not server.open and server.held_close is None
+    server.answer_close()  # once only
+    assert sent(server) == ([], False)
+
+
+def test_application_close_answers_the_held_close() -> None:
+    server = held()
+    server.send_close(4000, "app")
+    frames, eof = sent(server)
+    assert close_code(frames) == 1000 and eof
+    assert server.ending() == (1000, "bye")
+
+
+def test_held_close_then_client_leaves() -> None:
+    server = held()
+    server.feed(encode_frame(TEXT, b"discarded"))
+    server.receive_eof()
+    assert server.closed
+    server.answer_close()
+    assert sent(server) == ([], False)
+    assert server.ending() == (1000, "bye")
+
+
+def test_fail_while_holding_sends_its_own_code() -> None:
+    server = held()
+    server.fail(1011, "keepalive")
+    frames, eof = sent(server)
+    assert close_code(frames) == 1011 and eof
+    assert server.held_close is None
+
+
+@pytest.mark.parametrize(("payload", "code"), [(close_payload(999), 1002), (b"\x03", 1002)])
+def test_bad_close_is_failed_not_held(payload: bytes, code: int) -> None:
+    server = ServerCodec(max_size=None, hold_close=True)
+    server.feed(encode_frame(CLOSE, payload))
+    assert close_code(sent(server)[0]) == code
+    assert server.held_close is None

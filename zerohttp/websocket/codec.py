@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import codecs
 import logging
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 
 from websockets.extensions.base import Extension
 from websockets.frames import Close, CloseCode, Frame, Opcode
-from websockets.protocol import CLOSED, OPEN, SERVER, Protocol
+from websockets.protocol import CLOSED, CLOSING, OPEN, SERVER, Protocol
 
 # websockets logs every server-side close at INFO; the access log says it once already
 _logger = logging.getLogger("zerohttp.websocket.codec")
@@ -36,9 +36,21 @@ class ServerCodec(Protocol):
     """One open WebSocket, server side: ``feed`` bytes, take ``messages`` and
     ``data_to_send()``; ``send_*`` frames a message."""
 
-    def __init__(self, *, max_size: int | None, extensions: Sequence[Extension] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        max_size: int | None,
+        extensions: Sequence[Extension] = (),
+        hold_close: bool = False,
+    ) -> None:
         super().__init__(SERVER, state=OPEN, max_size=max_size, logger=_logger)
         self.extensions = list(extensions)
+        # hold_close: a client's close is answered by ``answer_close()``, once the
+        # application has had the messages that came before it (and could reply to them),
+        # not inside the parser: Autobahn 7.1.1 wants the echo of a message sent just
+        # before a close (RFC 6455 §5.5.1 allows either)
+        self.hold_close = hold_close
+        self.held_close: bytes | None = None  # the client's close payload, not yet answered
         self.messages: list[Message] = []
         self.pongs = 0  # pong frames received: the keepalive reads this
         self._parts: list[bytes] | list[str] | None = None  # a fragmented message so far
@@ -58,10 +70,27 @@ class ServerCodec(Protocol):
             self.send_binary(message)
 
     def send_close(self, code: CloseCode | int | None = None, reason: str = "") -> None:
-        super().send_close(code, fit_reason(reason))
+        if self.held_close is not None:
+            self.answer_close()  # the client closed first: its close is what we answer
+        else:
+            super().send_close(code, fit_reason(reason))
 
     def fail(self, code: CloseCode | int, reason: str = "") -> None:
+        self.held_close = None
         super().fail(code, fit_reason(reason))
+
+    def answer_close(self) -> None:
+        """Answer the held close (as websockets' ``recv_frame`` would have): the same
+        payload back, then the server closes TCP."""
+        data = self.held_close
+        self.held_close = None
+        if data is None or self.state is not OPEN:
+            return
+        self.send_frame(Frame(CLOSE, data))
+        self.close_sent = self.close_rcvd
+        self.close_rcvd_then_sent = True
+        self.state = CLOSING
+        self.send_eof()
 
     @property
     def open(self) -> bool:
@@ -89,6 +118,9 @@ class ServerCodec(Protocol):
             # as any other (§5.5.1), not failed with 1002 as websockets does.
             self.current_size = None
             self._parts = self._decoder = None
+        if opcode is CLOSE and self.hold_close and self.state is OPEN:
+            self._hold(frame)
+            return
         super().recv_frame(frame)  # framing rules first: a stray continuation is a 1002
         if opcode is TEXT:
             if frame.fin:
@@ -106,6 +138,19 @@ class ServerCodec(Protocol):
             self._continue(frame)
         elif opcode is PONG:
             self.pongs += 1
+
+    def _hold(self, frame: Frame) -> None:
+        self.close_rcvd = Close.parse(bytes(frame.data))  # raises as for any close: 1002/1007
+        self.held_close = bytes(frame.data)
+        self.parser = self._discard_after_close()
+        next(self.parser)
+
+    def _discard_after_close(self) -> Generator[None]:
+        """After a close, a peer discards any further data (RFC 6455 §1.4)."""
+        while not (yield from self.reader.at_eof()):
+            self.reader.discard()
+        self.state = CLOSED  # the client left before we answered
+        yield
 
     def _continue(self, frame: Frame) -> None:
         parts = self._parts
