@@ -430,3 +430,31 @@ def test_bad_close_is_failed_not_held(payload: bytes, code: int) -> None:
     server.feed(encode_frame(CLOSE, payload))
     assert close_code(sent(server)[0]) == code
     assert server.held_close is None
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "permessage-deflate; server_max_window_bits=16",
+        "permessage-deflate; server_max_window_bits=09",
+        "permessage-deflate; client_max_window_bits",  # an answer must give the value
+        "permessage-deflate; server_no_context_takeover=1",
+        "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+        "permessage-deflate; unknown",
+        "permessage-deflate, permessage-deflate",
+        "x-webkit-deflate-frame",
+    ],
+)
+def test_client_refuses_answers_rfc_7692_forbids(answer: str) -> None:
+    """The battery's judge of the server's answer (RFC 7692 §7.1) is strict."""
+    with pytest.raises(ValueError):
+        Deflate.from_response(answer)
+
+
+def test_client_reads_a_full_answer() -> None:
+    agreed = Deflate.from_response(
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+        'server_max_window_bits=10; client_max_window_bits="9"'
+    )
+    assert agreed.server_no_context_takeover and agreed.client_no_context_takeover
+    assert (agreed.server_max_window_bits, agreed.client_max_window_bits) == (10, 9)
