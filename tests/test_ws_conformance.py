@@ -25,7 +25,6 @@ import contextlib
 import os
 import random
 import socket
-import sys
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -77,7 +76,7 @@ def launch(name: str, *flags: str) -> Iterator[tuple[str, int]]:
         args = ["-m", "uvicorn", "wsframes:echo_app", "--port", str(port)]
         args += ["--ws", "websockets-sansio", "--no-access-log", "--lifespan", "off"]
         args += ["--log-level", "warning", *flags]
-    env = {"PYTHONPATH": os.pathsep.join([str(TESTS.parent), *sys.path[:1]])}
+    env = {"PYTHONPATH": str(TESTS.parent)}  # this tree's zerohttp; wsframes from cwd
     with server_process(args, port=port, cwd=TESTS, env=env) as proc:
         yield name, proc.port
         if name == "zerohttp":  # uvicorn logs a traceback for each invalid UTF-8 message
