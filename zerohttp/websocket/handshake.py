@@ -51,6 +51,13 @@ def is_upgrade(headers: Headers) -> bool:
     return any(name == b"upgrade" and b"websocket" in _tokens(value) for name, value in headers)
 
 
+def wants_websocket(request: RequestHead) -> bool:
+    """``request`` asks for a WebSocket: ``is_upgrade``, in HTTP/1.1 or later. An HTTP/1.0
+    request's Upgrade field is ignored (RFC 9110 §7.8: "A server MUST ignore an Upgrade
+    header field that is received in an HTTP/1.0 request"): it is plain HTTP."""
+    return request.http_version != b"1.0" and is_upgrade(request.headers)
+
+
 def read_offer(request: RequestHead, *, deflate: bool) -> Offer | Response:
     """The offer in ``request``, or the error response for a broken handshake."""
     if request.method != b"GET":
