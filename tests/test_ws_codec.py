@@ -458,3 +458,64 @@ def test_client_reads_a_full_answer() -> None:
     )
     assert agreed.server_no_context_takeover and agreed.client_no_context_takeover
     assert (agreed.server_max_window_bits, agreed.client_max_window_bits) == (10, 9)
+
+
+# --- the short cut for simple frames ----------------------------------------------------------
+
+ANY_FRAME = st.one_of(
+    st.builds(lambda d: encode_frame(TEXT, d.encode()), st.text(max_size=200)),
+    st.builds(
+        lambda d: encode_frame(BINARY, d),
+        st.binary(max_size=70000).filter(lambda d: len(d) < 300 or len(d) > 65535)
+        | st.binary(max_size=300),
+    ),
+    st.builds(lambda d: encode_frame(TEXT, d), st.binary(max_size=8)),  # often not UTF-8
+    st.builds(lambda d: encode_frame(TEXT, d, fin=False), st.binary(max_size=8)),
+    st.builds(lambda d: encode_frame(CONT, d), st.binary(max_size=8)),
+    st.builds(lambda d: encode_frame(PING, d), st.binary(max_size=8)),
+    st.builds(lambda d: encode_frame(PONG, d), st.binary(max_size=8)),
+    st.builds(lambda d: encode_frame(TEXT, d, mask=None), st.binary(max_size=8)),
+    st.builds(lambda d: encode_frame(BINARY, d, rsv=4), st.binary(max_size=8)),
+    st.just(encode_frame(CLOSE, close_payload(1000, b"bye"))),
+    st.builds(lambda d: encode_frame(BINARY, d), st.binary(min_size=101, max_size=140)),  # > limit
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ANY_FRAME, max_size=8), st.lists(st.integers(1, 400), max_size=6))
+def test_the_short_cut_reads_exactly_what_the_parser_reads(
+    frames: list[bytes], cuts: list[int]
+) -> None:
+    """Any stream, cut anywhere: the same messages, the same answers on the wire and the
+    same ending as websockets' parser alone."""
+    wire = b"".join(frames)
+    chunks, position = [], 0
+    for cut in cuts:
+        chunks.append(wire[position : position + cut])
+        position += cut
+    chunks.append(wire[position:])
+    fast, slow = ServerCodec(max_size=100), ServerCodec(max_size=100)
+    slow_feed = super(ServerCodec, slow).receive_data
+    got_fast: list[str | bytes] = []
+    got_slow: list[str | bytes] = []
+    for chunk in chunks:
+        if chunk:
+            got_fast += fast.feed(chunk)
+            slow_feed(chunk)
+            slow.events.clear()
+            got_slow += slow.messages
+            slow.messages = []
+    assert got_fast == got_slow
+    assert fast.data_to_send() == slow.data_to_send()
+    assert fast.ending() == slow.ending() and fast.state is slow.state
+
+
+def test_direct_framing_is_what_websockets_writes() -> None:
+    for message in ("", "é" * 60, "x" * 126, "y" * 65536, b"", b"\x00" * 125, b"z" * 70000):
+        direct, library = ServerCodec(max_size=None), ServerCodec(max_size=None)
+        direct.send_message(message)
+        if isinstance(message, str):
+            library.send_text(message.encode())
+        else:
+            library.send_binary(message)
+        assert direct.data_to_send() == library.data_to_send()
