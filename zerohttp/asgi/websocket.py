@@ -117,11 +117,15 @@ class WebSocketSession:
             return
         exchange = self.exchange
         assert exchange is not None
+        if exchange.closed_for_sending or (self.denied and exchange.phase is FINISHED):
+            # the client is gone (and the app was told), or the denial is out and the
+            # connection closes with it: spec 2.4's OSError
+            raise ClientDisconnected("WebSocket closed before the handshake completed")
         if kind == "websocket.accept":
             self._accept(exchange, message)
         elif kind == "websocket.close":
             if self.denied:
-                raise ClientDisconnected("WebSocket closed")
+                raise RuntimeError(f"websocket.close inside a {RESPONSE_START} response")
             self.denied = True
             await send_response(exchange, error_response(403, close=True))
         elif kind == RESPONSE_START:
