@@ -743,3 +743,89 @@ def test_what_the_app_and_the_client_see(name: str, ports: dict[str, int]) -> No
             assert events == (differs.app or case.app), server
             assert saw == (differs.saw or case.saw), server
         assert seen.get("raised") == case.raised, (server, seen.get("traceback"))
+
+
+# --- the scope -------------------------------------------------------------------------------
+
+
+def handshake_scope(port: int, path: str) -> Json:
+    """The scope of a raw handshake with mixed-case, repeated and list-valued fields."""
+    ident = uuid.uuid4().hex
+    where = target([CONNECT, close()], ident, path=path)
+    ws = RawWebSocket(port)
+    try:
+        fields = [
+            ("X-Custom", "V"),
+            ("Sec-WebSocket-Protocol", "a, b"),
+            ("sec-websocket-protocol", "c"),
+            ("X-Dup", "1"),
+            ("X-Dup", "2"),
+        ]
+        assert ws.handshake(where, fields) == 403
+    finally:
+        ws.close()
+    scope = record(port, ident)["scope"]
+    assert scope.pop("query_string") == {"$bytes": where.partition("?")[2]}
+    return scope
+
+
+def field_pair(name: str, value: str) -> Json:
+    return [{"$bytes": name}, {"$bytes": value}]
+
+
+EXPECTED_SCOPE = {
+    "type": "websocket",
+    "asgi": {"version": "3.0", "spec_version": "2.5"},  # 2.5: disconnect carries a reason
+    "http_version": "1.1",
+    "scheme": "ws",
+    "path": "/ws/café x",
+    "raw_path": {"$bytes": "/ws/caf%C3%A9%20x"},
+    "root_path": "",
+    # lower-cased names, order and duplicates kept (www.rst)
+    "headers": [
+        field_pair("host", "127.0.0.1:<port>"),
+        field_pair("upgrade", "websocket"),
+        field_pair("connection", "Upgrade"),
+        field_pair("sec-websocket-key", "<key>"),
+        field_pair("sec-websocket-version", "13"),
+        field_pair("x-custom", "V"),
+        field_pair("sec-websocket-protocol", "a, b"),
+        field_pair("sec-websocket-protocol", "c"),
+        field_pair("x-dup", "1"),
+        field_pair("x-dup", "2"),
+    ],
+    "client": ["127.0.0.1", "<port>"],
+    "server": ["127.0.0.1", "<port>"],
+    "subprotocols": ["a", "b", "c"],
+    "extensions": {"websocket.http.response": {}},
+    "state": {"greeting": "hello"},  # lifespan's state, copied per connection
+}
+
+
+def test_scope(ports: dict[str, int]) -> None:
+    assert handshake_scope(ports["zerohttp"], "/ws/caf%C3%A9%20x") == EXPECTED_SCOPE
+    # uvicorn says spec 2.4, although its disconnect carries the client's reason (2.5)
+    uvicorn = {**EXPECTED_SCOPE, "asgi": {"version": "3.0", "spec_version": "2.4"}}
+    assert handshake_scope(ports["uvicorn"], "/ws/caf%C3%A9%20x") == uvicorn
+
+
+def test_scope_under_a_root_path() -> None:
+    fields = ("root_path", "path", "raw_path")
+    scopes = {}
+    for server in SERVERS:
+        with launch(server, "--root-path", "/api") as port:
+            scope = handshake_scope(port, "/ws")
+            scopes[server] = {name: scope[name] for name in fields}
+    # path includes root_path (www.rst, WSGI compatibility: PATH_INFO is path less
+    # root_path); raw_path is "unmodified from the bytes that were received"
+    assert scopes["zerohttp"] == {
+        "root_path": "/api",
+        "path": "/api/ws",
+        "raw_path": {"$bytes": "/ws"},
+    }
+    # uvicorn prefixes raw_path with root_path too, as for HTTP
+    assert scopes["uvicorn"] == {
+        "root_path": "/api",
+        "path": "/api/ws",
+        "raw_path": {"$bytes": "/api/ws"},
+    }
