@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 from serverprocs import free_port, server_process
-from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus, InvalidUpgrade
 from websockets.sync.client import connect
 
 TESTS = Path(__file__).resolve().parent
@@ -135,6 +135,8 @@ def ws_client(
             return denial(response.status_code, response.headers, bytes(response.body or b""))
         except InvalidMessage:  # the connection ended with no response
             return {"status": "EOF"}
+        except InvalidUpgrade:  # a 101 that is no WebSocket handshake
+            return {"status": "invalid upgrade"}
         with ws:
             saw: Saw = {
                 "status": 101,
@@ -711,6 +713,51 @@ CASES: dict[str, Case] = {
 }
 
 
+CASES["denial-with-a-1xx-status-is-an-error"] = Case(
+    [CONNECT, http_start(101), http_start(100), http_start(403), http_body("no")],
+    ws_client(),
+    [
+        CONNECTED,
+        refused("http.response.start", "RuntimeError"),
+        refused("http.response.start", "RuntimeError"),
+        ok("http.response.start"),
+        ok("http.response.body"),
+    ],
+    {"status": 403, "x-a": None},
+    uvicorn=Uvicorn(
+        "a websocket.http.response.start with status 101 is sent as a 101 without "
+        "Sec-WebSocket-Accept (the client fails: no upgrade) and the denial goes on; a 1xx "
+        "is no final answer (RFC 9110 §15.2), so zerohttp refuses it as an invalid event",
+        app=[
+            CONNECTED,
+            ok("http.response.start"),
+            refused("http.response.start", "RuntimeError"),
+            refused("http.response.start", "RuntimeError"),
+            ok("http.response.body"),
+        ],
+        saw={"status": "invalid upgrade"},
+    ),
+)
+CASES["invalid-close-code-or-reason-is-an-error"] = Case(
+    # RFC 6455 §7.4.2: 1006 must not be sent; §5.5: a control frame's payload is at most
+    # 125 bytes, so a reason at most 123; websockets' own error, under both servers
+    [CONNECT, accept(), close(1006), close(4000, "é" * 62), close(4000, "é" * 61 + "a")],
+    ws_client(),
+    [
+        CONNECTED,
+        ok("accept"),
+        refused("close", "ProtocolError"),
+        refused("close", "ProtocolError"),
+        ok("close"),
+    ],
+    {
+        "status": 101,
+        "subprotocol": None,
+        "x-extra": None,
+        "messages": [],
+        "close": [4000, "é" * 61 + "a"],
+    },
+)
 CASES["client-leaves-before-accept"] = Case(
     [CONNECT, CONNECT, accept(), send_text("late")],
     raw_client(leave=True),

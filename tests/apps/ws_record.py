@@ -108,7 +108,7 @@ async def run_script(scope: Scope, receive: Receive, send: Send, record: dict[st
     async def recv(timeout: float = 10.0) -> Message | None:
         try:
             message = await asyncio.wait_for(receive(), timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # TimeoutError only from 3.11 on
             events.append({"recv": "timeout"})
             return None
         events.append({"recv": plain(dict(message))})

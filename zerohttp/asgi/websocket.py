@@ -131,10 +131,13 @@ class WebSocketSession:
         elif kind == RESPONSE_START:
             if exchange.phase is not READY:
                 raise RuntimeError(f"{RESPONSE_START} sent twice")
+            status = int(message["status"])
+            if not 200 <= status < 600:  # a 1xx is no answer; a 101 would fake the switch
+                raise RuntimeError(f"{RESPONSE_START} needs a final status, not {status}")
             self.denied = True
             headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
             headers.append((b"connection", b"close"))
-            exchange.start(int(message["status"]), headers)
+            exchange.start(status, headers)
         elif kind == RESPONSE_BODY:
             if not self.denied:
                 raise RuntimeError(f"{RESPONSE_BODY} before {RESPONSE_START}")
