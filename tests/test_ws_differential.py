@@ -876,3 +876,31 @@ def test_scope_under_a_root_path() -> None:
         "path": "/api/ws",
         "raw_path": {"$bytes": "/api/ws"},
     }
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_handshake_after_a_request_on_the_same_connection(
+    server: str, ports: dict[str, int]
+) -> None:
+    """A keep-alive connection that served a request can switch on the next one."""
+    port = ports[server]
+    ident = uuid.uuid4().hex
+    ws = RawWebSocket(port)
+    try:
+        ws.send(b"GET /record?id=none HTTP/1.1\r\nHost: x\r\n\r\n")
+        while b"not yet\n" not in ws.buf:
+            chunk = ws.sock.recv(65536)
+            assert chunk, ws.buf
+            ws.buf += chunk
+        assert ws.buf.startswith(b"HTTP/1.1 404 ")
+        ws.buf = b""
+        assert ws.handshake(target([CONNECT, accept(), send_text("hi"), close()], ident)) == 101
+        assert ws.frames() == [[1, "hi"], ["close", 1000, ""]]
+    finally:
+        ws.close()
+    assert comparable(record(port, ident)["events"]) == [
+        CONNECTED,
+        ok("accept"),
+        ok("send"),
+        ok("close"),
+    ]
