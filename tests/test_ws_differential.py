@@ -795,7 +795,7 @@ def test_what_the_app_and_the_client_see(name: str, ports: dict[str, int]) -> No
 # --- the scope -------------------------------------------------------------------------------
 
 
-def handshake_scope(port: int, path: str) -> Json:
+def handshake_scope(port: int, path: str, extra: Sequence[tuple[str, str]] = ()) -> Json:
     """The scope of a raw handshake with mixed-case, repeated and list-valued fields."""
     ident = uuid.uuid4().hex
     where = target([CONNECT, close()], ident, path=path)
@@ -807,6 +807,7 @@ def handshake_scope(port: int, path: str) -> Json:
             ("sec-websocket-protocol", "c"),
             ("X-Dup", "1"),
             ("X-Dup", "2"),
+            *extra,
         ]
         assert ws.handshake(where, fields) == 403
     finally:
@@ -856,26 +857,28 @@ def test_scope(ports: dict[str, int]) -> None:
     assert handshake_scope(ports["uvicorn"], "/ws/caf%C3%A9%20x") == uvicorn
 
 
-def test_scope_under_a_root_path() -> None:
-    fields = ("root_path", "path", "raw_path")
+def test_scope_under_a_root_path_behind_a_proxy() -> None:
+    fields = ("root_path", "path", "raw_path", "scheme", "client")
+    forwarded = [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-Proto", "https")]
     scopes = {}
     for server in SERVERS:
-        with launch(server, "--root-path", "/api") as port:
-            scope = handshake_scope(port, "/ws")
+        flags = ["--root-path", "/api", "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1"]
+        with launch(server, *flags) as port:
+            scope = handshake_scope(port, "/ws", forwarded)
             scopes[server] = {name: scope[name] for name in fields}
-    # path includes root_path (www.rst, WSGI compatibility: PATH_INFO is path less
-    # root_path); raw_path is "unmodified from the bytes that were received"
-    assert scopes["zerohttp"] == {
+    expected = {
+        # path includes root_path (www.rst, WSGI compatibility: PATH_INFO is path less
+        # root_path); raw_path is "unmodified from the bytes that were received"
         "root_path": "/api",
         "path": "/api/ws",
         "raw_path": {"$bytes": "/ws"},
+        "scheme": "wss",  # https at the proxy: a secure WebSocket
+        "client": ["203.0.113.9", 0],  # X-Forwarded-For names no port (uvicorn: 0 too)
     }
+    assert scopes["zerohttp"] == expected
     # uvicorn prefixes raw_path with root_path too, as for HTTP
-    assert scopes["uvicorn"] == {
-        "root_path": "/api",
-        "path": "/api/ws",
-        "raw_path": {"$bytes": "/api/ws"},
-    }
+    uvicorn = {**expected, "raw_path": {"$bytes": "/api/ws"}}
+    assert scopes["uvicorn"] == uvicorn
 
 
 @pytest.mark.parametrize("server", SERVERS)

@@ -79,7 +79,8 @@ def recorded_scope(scope: Scope) -> dict[str, Any]:
     out = plain(dict(scope))
     for key in ("client", "server"):
         if out.get(key):
-            out[key] = [out[key][0], "<port>" if out[key][1] is not None else None]
+            port = out[key][1]
+            out[key] = [out[key][0], "<port>" if port else port]  # 0 and None stay
     headers = []
     for name, value in out.get("headers", []):
         text = value["$bytes"]
