@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import struct
 import time
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serverprocs import free_port, server_process
+from serverprocs import ServerProcess, free_port, server_process
 from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus, InvalidUpgrade
 from websockets.sync.client import connect
 
@@ -50,18 +51,25 @@ Client = Callable[[int, str], Saw]
 
 
 @contextlib.contextmanager
-def launch(server: str, *flags: str) -> Iterator[int]:
-    """``server`` serving the recording app from tests/; yields its port."""
+def started(server: str, *flags: str, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    """``server`` serving the recording app from tests/."""
     if server == "zerohttp":
         args = ["-m", "zerohttp", "--app", APP, "--port", "0", "--lifespan", "on", *flags]
-        with server_process(args, cwd=TESTS) as running:
-            yield running.port
+        with server_process(args, cwd=TESTS, env=env) as running:
+            yield running
     else:
         port = free_port()
         args = ["-m", "uvicorn", APP, "--port", str(port), "--lifespan", "on"]
         args += ["--ws", "websockets-sansio", "--no-access-log", *flags]
-        with server_process(args, port=port, cwd=TESTS) as running:
-            yield running.port
+        with server_process(args, port=port, cwd=TESTS, env=env) as running:
+            yield running
+
+
+@contextlib.contextmanager
+def launch(server: str, *flags: str) -> Iterator[int]:
+    """``server`` serving the recording app from tests/; yields its port."""
+    with started(server, *flags) as running:
+        yield running.port
 
 
 @pytest.fixture(scope="module")
@@ -907,3 +915,35 @@ def test_handshake_after_a_request_on_the_same_connection(
         ok("send"),
         ok("close"),
     ]
+
+
+def test_shutdown_tells_the_app_and_the_client(tmp_path: Path) -> None:
+    """SIGTERM with a WebSocket open: the app is told (websocket.disconnect) and the client
+    gets a close frame. zerohttp says 1001 "going away" (RFC 6455 §7.4.1: "a server going
+    down"); uvicorn says 1012 "service restart" (IANA registry), which a server told to
+    stop cannot promise."""
+    codes = {}
+    for server in SERVERS:
+        ident = uuid.uuid4().hex
+        with started(server, env={"WS_RECORD_DIR": str(tmp_path)}) as running:
+            script = [CONNECT, accept(), send_text("ready"), UNTIL_DISCONNECT]
+            with connect(
+                f"ws://127.0.0.1:{running.port}{target(script, ident)}",
+                open_timeout=TIMEOUT,
+                close_timeout=TIMEOUT,
+            ) as conn:
+                assert conn.recv(timeout=TIMEOUT) == "ready"
+                running.proc.send_signal(signal.SIGTERM)
+                with pytest.raises(ConnectionClosed):
+                    conn.recv(timeout=TIMEOUT)
+                rcvd = conn.protocol.close_rcvd
+                assert rcvd is not None, server
+                saw = [int(rcvd.code), rcvd.reason]
+            running.proc.wait(TIMEOUT)
+        events = comparable(json.loads((tmp_path / f"{ident}.json").read_text())["events"])
+        codes[server] = (events[-1], saw)
+    assert codes["zerohttp"] == (
+        disconnect(1001, "server shutting down"),
+        [1001, "server shutting down"],
+    )
+    assert codes["uvicorn"] == (disconnect(1012), [1012, ""])

@@ -16,16 +16,19 @@ Served as ``apps.ws_record:app`` (tests/ as the working directory) by uvicorn an
 A script returns after its last step. Every message received and every send's outcome
 (``ok``, or the exception's class and whether it is an ``OSError``: ASGI spec 2.4) is
 recorded with the scope, less what changes from run to run (ports, the client's key).
-``GET /record?id=ID`` answers the record as JSON once the script has ended (404 before).
+``GET /record?id=ID`` answers the record as JSON once the script has ended (404 before);
+with ``WS_RECORD_DIR`` set, it is also written there as ``ID.json``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import traceback
 import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -165,6 +168,9 @@ async def websocket(scope: Scope, receive: Receive, send: Send) -> None:
         raise
     finally:
         record["done"] = True
+        directory = os.environ.get("WS_RECORD_DIR")
+        if directory:  # read after the server has stopped (a shutdown test)
+            Path(directory, f"{query.get('id', '')}.json").write_text(json.dumps(record))
 
 
 async def http(scope: Scope, receive: Receive, send: Send) -> None:
