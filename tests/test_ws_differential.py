@@ -947,3 +947,21 @@ def test_shutdown_tells_the_app_and_the_client(tmp_path: Path) -> None:
         [1001, "server shutting down"],
     )
     assert codes["uvicorn"] == (disconnect(1012), [1012, ""])
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("how", ["close", "http.response"])
+def test_a_denial_ends_the_connection(server: str, how: str, ports: dict[str, int]) -> None:
+    """A denied handshake is answered and the TCP connection closed (``Connection:
+    close``): the client cannot send anything more on it."""
+    ident = uuid.uuid4().hex
+    deny = [close()] if how == "close" else [http_start(401), http_body("no")]
+    ws = RawWebSocket(ports[server])
+    try:
+        assert ws.handshake(target([CONNECT, *deny], ident)) in (401, 403)
+        rest = ws.buf
+        while chunk := ws.sock.recv(65536):
+            rest += chunk
+    finally:
+        ws.close()
+    assert b"HTTP/1.1" not in rest  # nothing after the denial's own body
