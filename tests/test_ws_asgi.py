@@ -8,6 +8,7 @@ goes (``WebSocketDisconnect`` codes and reasons) is read back over HTTP.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import socket
@@ -23,6 +24,13 @@ from httpx_ws import connect_ws
 from serverprocs import server_process
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
+
+from zerohttp.asgi.websocket import WebSocketSession
+from zerohttp.asgi.websocket import message_payload as payload
+from zerohttp.http.exchange import CONNECTED, FINISHED, READY, STARTED, TOLD, ClientDisconnected
+from zerohttp.message.response import RequestHead, Response
+from zerohttp.websocket.driver import WebSocketSettings
+from zerohttp.websocket.handshake import Offer, read_offer
 
 TESTS = Path(__file__).resolve().parent
 TIMEOUT = 10.0
@@ -220,3 +228,146 @@ def test_a_websocket_handshake_to_the_mount_gets_the_file(port: int) -> None:
         ws(port, "/static/hello.txt")
     assert refused.value.response.status_code == 200
     assert refused.value.response.body == b"hello from the mount\n"
+
+
+# --- the session's rules before the handshake completes, without sockets ----------------------
+
+HANDSHAKE = (
+    (b"host", b"x"),
+    (b"upgrade", b"websocket"),
+    (b"connection", b"Upgrade"),
+    (b"sec-websocket-key", KEY.encode()),
+    (b"sec-websocket-version", b"13"),
+    (b"sec-websocket-protocol", b"chat"),
+)
+
+
+class FakeExchange:
+    """What a ``WebSocketSession`` uses of an ``Exchange``, recorded."""
+
+    def __init__(self) -> None:
+        self.request = RequestHead(b"GET", b"/ws", b"1.1", HANDSHAKE)
+        self.phase = READY
+        self.peer = CONNECTED
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body = b""
+        self.switched: Response | None = None
+
+    @property
+    def closed_for_sending(self) -> bool:
+        return self.peer >= TOLD
+
+    def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status, self.headers, self.phase = status, list(headers), STARTED
+
+    async def write(self, data: bytes, *, more: bool) -> None:
+        self.body += data
+        if not more:
+            self.phase = FINISHED
+
+    def switch(self, response: Response, factory: Any) -> None:
+        self.switched, self.phase = response, FINISHED
+
+
+class FakeHost:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def websocket_scope(self, exchange: Any, offer: Offer) -> dict[str, Any]:
+        return {"type": "websocket", "subprotocols": list(offer.subprotocols)}
+
+
+def run_session(app: Any) -> FakeExchange:
+    request = RequestHead(b"GET", b"/ws", b"1.1", HANDSHAKE)
+    offer = read_offer(request, deflate=False)
+    assert isinstance(offer, Offer)
+    exchange = FakeExchange()
+    session = WebSocketSession(FakeHost(app), offer, WebSocketSettings())
+    asyncio.run(session.run(exchange))  # type: ignore[arg-type]
+    return exchange
+
+
+def test_a_close_before_accept_is_a_403_and_ends_the_session() -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(await receive())
+        await send({"type": "websocket.close", "code": 4000})
+        seen.append(await receive())
+        for message in ({"type": "websocket.accept"}, {"type": "websocket.send", "text": "x"}):
+            with pytest.raises(ClientDisconnected):
+                await send(message)
+
+    exchange = run_session(app)
+    assert (exchange.status, exchange.body) == (403, b"403 Forbidden\n")
+    assert (b"connection", b"close") in exchange.headers
+    assert seen == [
+        {"type": "websocket.connect"},
+        {"type": "websocket.disconnect", "code": 1006, "reason": ""},
+    ]
+
+
+def test_a_denial_response_needs_a_final_status_and_ends_with_its_body() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        for status in (100, 101, 600):
+            with pytest.raises(RuntimeError):
+                await send({"type": "websocket.http.response.start", "status": status})
+        with pytest.raises(RuntimeError):
+            await send({"type": "websocket.http.response.body", "body": b"early"})
+        start = {
+            "type": "websocket.http.response.start",
+            "status": 401,
+            "headers": [(b"X-A", b"1")],
+        }
+        await send(start)
+        with pytest.raises(RuntimeError):  # a close inside the response: an invalid event
+            await send({"type": "websocket.close"})
+        await send({"type": "websocket.http.response.body", "body": b"no", "more_body": True})
+        await send({"type": "websocket.http.response.body", "body": b"pe"})
+        with pytest.raises(ClientDisconnected):
+            await send({"type": "websocket.http.response.body", "body": b"late"})
+
+    exchange = run_session(app)
+    assert exchange.status == 401
+    assert exchange.headers == [(b"x-a", b"1"), (b"connection", b"close")]
+    assert exchange.body == b"nope"
+
+
+def test_accept_answers_101_with_the_subprotocol_and_the_app_headers() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        headers = [(b"x-extra", b"1"), (b"sec-websocket-protocol", b"not this way")]
+        await send({"type": "websocket.accept", "subprotocol": "chat", "headers": headers})
+
+    exchange = run_session(app)
+    assert exchange.switched is not None
+    assert exchange.switched.status == 101
+    fields = [(n.lower(), v) for n, v in exchange.switched.fields]
+    assert ("sec-websocket-protocol", "chat") in fields
+    assert ("x-extra", "1") in fields
+    assert ("sec-websocket-protocol", "not this way") not in fields
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ({"text": "t"}, "t"),
+        ({"bytes": b"b"}, b"b"),
+        ({"text": "t", "bytes": None}, "t"),
+        ({"text": None, "bytes": bytearray(b"b")}, b"b"),
+        ({"text": "t", "bytes": b"b"}, RuntimeError),
+        ({}, RuntimeError),
+        ({"text": None, "bytes": None}, RuntimeError),
+    ],
+)
+def test_a_send_carries_exactly_one_of_bytes_and_text(
+    message: dict[str, Any], expected: Any
+) -> None:
+    # www.rst: "Exactly one of bytes or text must be non-None. One or both keys may be present"
+    if expected is RuntimeError:
+        with pytest.raises(RuntimeError):
+            payload({"type": "websocket.send", **message})
+    else:
+        assert payload({"type": "websocket.send", **message}) == expected

@@ -105,7 +105,7 @@ class WebSocketSession:
         driver = self.driver
         if driver is not None:
             if kind == "websocket.send":
-                await driver.send(_payload(message))
+                await driver.send(message_payload(message))
             elif kind == "websocket.close":
                 if driver.ended is not None:
                     raise ClientDisconnected("WebSocket closed")
@@ -167,7 +167,7 @@ class WebSocketSession:
         exchange.switch(response, driver)
 
 
-def _payload(message: Message) -> str | bytes:
+def message_payload(message: Message) -> str | bytes:
     """A ``websocket.send``'s text or bytes: exactly one of them, the other absent or None."""
     data: Any = message.get("bytes")
     text: Any = message.get("text")
