@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import wait_for
 from serverprocs import ServerProcess, free_port, server_process
 from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus, InvalidUpgrade
 from websockets.sync.client import connect
@@ -965,3 +966,45 @@ def test_a_denial_ends_the_connection(server: str, how: str, ports: dict[str, in
     finally:
         ws.close()
     assert b"HTTP/1.1" not in rest  # nothing after the denial's own body
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="the HTTP driver's close_if_idle leaves a pending WebSocket handshake alone: an "
+    "app waiting in receive() before accepting is never told, the shutdown waits out "
+    "--timeout-graceful-shutdown, then cancels the app; the client gets no answer "
+    "(uvicorn: 500 to the client, websocket.disconnect to the app, at once)",
+)
+def test_shutdown_tells_an_app_that_has_not_accepted_yet(tmp_path: Path) -> None:
+    ident = uuid.uuid4().hex
+    env = {"WS_RECORD_DIR": str(tmp_path)}
+    with started("zerohttp", "--timeout-graceful-shutdown", "4", env=env) as running:
+        ws = RawWebSocket(running.port)
+        try:
+            where = target([CONNECT, CONNECT, accept()], ident)
+            ws.send(
+                f"GET {where} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            url = f"http://127.0.0.1:{running.port}/record?id={ident}&partial=1"
+
+            def waiting() -> bool:  # the app has had websocket.connect: it waits in receive
+                try:
+                    with urllib.request.urlopen(url, timeout=TIMEOUT) as reply:
+                        return bool(json.load(reply)["events"])
+                except urllib.error.HTTPError:
+                    return False
+
+            assert wait_for(waiting, TIMEOUT)
+            signalled = time.monotonic()
+            running.proc.send_signal(signal.SIGTERM)
+            running.proc.wait(TIMEOUT)
+            took = time.monotonic() - signalled
+        finally:
+            ws.close()
+    record = json.loads((tmp_path / f"{ident}.json").read_text())
+    kinds = [event.get("recv", {}).get("type") for event in record["events"]]
+    assert kinds[:2] == ["websocket.connect", "websocket.disconnect"], record.get("raised")
+    assert took < 2.0

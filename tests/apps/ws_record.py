@@ -16,7 +16,8 @@ Served as ``apps.ws_record:app`` (tests/ as the working directory) by uvicorn an
 A script returns after its last step. Every message received and every send's outcome
 (``ok``, or the exception's class and whether it is an ``OSError``: ASGI spec 2.4) is
 recorded with the scope, less what changes from run to run (ports, the client's key).
-``GET /record?id=ID`` answers the record as JSON once the script has ended (404 before);
+``GET /record?id=ID`` answers the record as JSON once the script has ended (404 before;
+``&partial=1`` answers it while the script runs);
 with ``WS_RECORD_DIR`` set, it is also written there as ``ID.json``.
 """
 
@@ -176,7 +177,8 @@ async def websocket(scope: Scope, receive: Receive, send: Send) -> None:
 async def http(scope: Scope, receive: Receive, send: Send) -> None:
     query = dict(urllib.parse.parse_qsl(scope["query_string"].decode("latin-1")))
     record = RECORDS.get(query.get("id", ""))
-    if scope["path"].endswith("/record") and record is not None and record["done"]:
+    wanted = record is not None and (record["done"] or "partial" in query)
+    if scope["path"].endswith("/record") and wanted:
         status, body = 200, json.dumps(record).encode()
     else:
         status, body = 404, b"not yet\n"
