@@ -12,6 +12,7 @@ import asyncio
 import http.client
 import json
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,8 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
+import trustme
 from httpx_ws import connect_ws
-from serverprocs import server_process
+from serverprocs import free_port, server_process
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -371,3 +373,27 @@ def test_a_send_carries_exactly_one_of_bytes_and_text(
             payload({"type": "websocket.send", **message})
     else:
         assert payload({"type": "websocket.send", **message}) == expected
+
+
+# --- over TLS -------------------------------------------------------------------------------
+
+
+def test_a_route_over_tls_sees_wss(tmp_path: Path) -> None:
+    """The scope's scheme is ``wss`` on a TLS listener (www.rst: "likely ws or wss"), so
+    Starlette's ``websocket.url`` names it."""
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    leaf.private_key_pem.write_to_path(str(key))
+    cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    port = free_port()  # the banner names https://, which server_process does not read
+    args = ["-m", "zerohttp", "--app", "apps.ws_frameworks:app", "--port", str(port)]
+    args += ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
+    with server_process(args, port=port, cwd=TESTS) as running:
+        url = f"wss://127.0.0.1:{running.port}/fa/info/tls"
+        with connect(url, ssl=context, open_timeout=TIMEOUT, close_timeout=TIMEOUT) as conn:
+            info = json.loads(conn.recv(timeout=TIMEOUT))
+            assert closed_with(conn) == (4000, "done with info")
+    assert info["url"] == url
