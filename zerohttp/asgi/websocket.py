@@ -9,6 +9,10 @@ body. ``websocket.accept`` answers 101 and switches the connection to the WebSoc
 The application's end: an exception closes an open connection with 1011 (a 500 before the
 handshake); returning without closing closes it with 1000; returning without accepting or
 denying is a 500 with an error logged, as an HTTP app that never starts its response.
+Once the connection is over for the application (its denial sent, its close sent, the
+client gone) every send raises ``ClientDisconnected``, an ``OSError`` (spec 2.4); an
+invalid message (both or neither of bytes and text, a second accept, a 1xx denial status)
+raises RuntimeError. tests/test_ws_differential.py holds these rules against uvicorn's.
 """
 
 from __future__ import annotations
