@@ -979,7 +979,7 @@ def test_a_denial_ends_the_connection(server: str, how: str, ports: dict[str, in
 def test_shutdown_tells_an_app_that_has_not_accepted_yet(tmp_path: Path) -> None:
     ident = uuid.uuid4().hex
     env = {"WS_RECORD_DIR": str(tmp_path)}
-    with started("zerohttp", "--timeout-graceful-shutdown", "4", env=env) as running:
+    with started("zerohttp", "--timeout-graceful-shutdown", "3", env=env) as running:
         ws = RawWebSocket(running.port)
         try:
             where = target([CONNECT, CONNECT, accept()], ident)
@@ -1007,4 +1007,4 @@ def test_shutdown_tells_an_app_that_has_not_accepted_yet(tmp_path: Path) -> None
     record = json.loads((tmp_path / f"{ident}.json").read_text())
     kinds = [event.get("recv", {}).get("type") for event in record["events"]]
     assert kinds[:2] == ["websocket.connect", "websocket.disconnect"], record.get("raised")
-    assert took < 2.0
+    assert took < 1.5
