@@ -9,6 +9,10 @@ body. ``websocket.accept`` answers 101 and switches the connection to the WebSoc
 The application's end: an exception closes an open connection with 1011 (a 500 before the
 handshake); returning without closing closes it with 1000; returning without accepting or
 denying is a 500 with an error logged, as an HTTP app that never starts its response.
+Once the connection is over for the application (its denial sent, its close sent, the
+client gone) every send raises ``ClientDisconnected``, an ``OSError`` (spec 2.4); an
+invalid message (both or neither of bytes and text, a second accept, a 1xx denial status)
+raises RuntimeError. tests/test_ws_differential.py holds these rules against uvicorn's.
 """
 
 from __future__ import annotations
@@ -105,7 +109,7 @@ class WebSocketSession:
         driver = self.driver
         if driver is not None:
             if kind == "websocket.send":
-                await driver.send(_payload(message))
+                await driver.send(message_payload(message))
             elif kind == "websocket.close":
                 if driver.ended is not None:
                     raise ClientDisconnected("WebSocket closed")
@@ -117,20 +121,27 @@ class WebSocketSession:
             return
         exchange = self.exchange
         assert exchange is not None
+        if exchange.closed_for_sending or (self.denied and exchange.phase is FINISHED):
+            # the client is gone (and the app was told), or the denial is out and the
+            # connection closes with it: spec 2.4's OSError
+            raise ClientDisconnected("WebSocket closed before the handshake completed")
         if kind == "websocket.accept":
             self._accept(exchange, message)
         elif kind == "websocket.close":
             if self.denied:
-                raise ClientDisconnected("WebSocket closed")
+                raise RuntimeError(f"websocket.close inside a {RESPONSE_START} response")
             self.denied = True
             await send_response(exchange, error_response(403, close=True))
         elif kind == RESPONSE_START:
             if exchange.phase is not READY:
                 raise RuntimeError(f"{RESPONSE_START} sent twice")
+            status = int(message["status"])
+            if not 200 <= status < 600:  # a 1xx is no answer; a 101 would fake the switch
+                raise RuntimeError(f"{RESPONSE_START} needs a final status, not {status}")
             self.denied = True
             headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
             headers.append((b"connection", b"close"))
-            exchange.start(int(message["status"]), headers)
+            exchange.start(status, headers)
         elif kind == RESPONSE_BODY:
             if not self.denied:
                 raise RuntimeError(f"{RESPONSE_BODY} before {RESPONSE_START}")
@@ -160,7 +171,7 @@ class WebSocketSession:
         exchange.switch(response, driver)
 
 
-def _payload(message: Message) -> str | bytes:
+def message_payload(message: Message) -> str | bytes:
     """A ``websocket.send``'s text or bytes: exactly one of them, the other absent or None."""
     data: Any = message.get("bytes")
     text: Any = message.get("text")
