@@ -407,10 +407,6 @@ case(
 case(
     "x0.13",
     handshake(request_head(*GOOD, V13, first="GET / HTTP/1.0"), (404,)),
-    zerohttp_bug="asgi/host.py routes every request with Upgrade: websocket to the handshake "
-    "(is_upgrade; handshake.wants_websocket is the one to call), "
-    "which refuses HTTP/1.0 with 400; RFC 9110 §7.8 says ignore Upgrade in HTTP/1.0 (the app "
-    "answers it as plain HTTP: 404 from the echo app)",
     uvicorn=FAILED,
 )
 case(

@@ -33,7 +33,7 @@ from ..http.proxy import ProxyHeaders
 from ..message.response import RequestHead, Response, error_response
 from ..static.handler import under_prefix
 from ..websocket.driver import WebSocketSettings
-from ..websocket.handshake import Offer, is_upgrade, read_offer
+from ..websocket.handshake import Offer, read_offer, wants_websocket
 from .loader import ASGIApp, Message
 from .websocket import WebSocketSession
 
@@ -134,7 +134,7 @@ class ASGIHost:
             # a plain loop finds no Upgrade field in ~0.3 µs, a third of is_upgrade's cost:
             # this runs for every request the application gets
             if name == b"upgrade":
-                if is_upgrade(request.headers):
+                if wants_websocket(request):
                     return self._websocket(request)
                 break
         return self  # the request runs as self.run(exchange)
