@@ -53,6 +53,7 @@ FLOOD_TOTAL = 64 * 1024 * 1024  # what the app would send, or the client write, 
 # autotuned maximum is 4 MiB, the client's receive buffer is set small): well below a flood
 KERNEL_SLACK = 12 * 1024 * 1024
 MAX_QUEUE = 4
+SENDER_MESSAGES = 100
 
 
 class Seen:
@@ -90,6 +91,16 @@ def ops_app(seen: Seen) -> Any:
                     seen.sent[path] += CHUNK
             except ClientDisconnected:
                 pass
+            return
+        if path == "/two-senders":
+            payload = os.urandom(CHUNK)
+
+            async def sender() -> None:
+                for _ in range(SENDER_MESSAGES):
+                    await send({"type": "websocket.send", "bytes": payload})
+
+            await asyncio.gather(sender(), sender())
+            await send({"type": "websocket.close", "code": 1000})
             return
         if path.startswith("/hold"):
             seen.release = release = asyncio.Event()
@@ -173,6 +184,23 @@ def test_send_waits_for_a_slow_reader(ops: tuple[RunningServer, Seen, Path]) -> 
             got += len(payload)
         assert seen.sent["/flood"] > stalled
         ws.send_frame(CLOSE, close_payload(1000))
+
+
+def test_two_tasks_sending_to_one_slow_reader_both_finish(
+    ops: tuple[RunningServer, Seen, Path],
+) -> None:
+    """Two sends waiting for the same drain are both woken when it comes (a waiter that
+    only remembers the last would leave the first asleep until --send-timeout)."""
+    server, _, _ = ops
+    with RawWebSocket(server.port, "/two-senders", rcvbuf=CHUNK) as ws:
+        time.sleep(0.5)  # both senders are waiting now
+        got = 0
+        while True:
+            opcode, payload = ws.read_frame()
+            if opcode == CLOSE:
+                break
+            got += 1
+        assert got == 2 * SENDER_MESSAGES
 
 
 def write_until_blocked(ws: RawWebSocket, data: bytes, limit: int) -> tuple[int, bytes]:

@@ -100,6 +100,7 @@ class WebSocketDriver(asyncio.Protocol):
         self.ended: Ended | None = None
         self.queue: deque[Message] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._draining: asyncio.Lock | None = None  # made at the first send that must wait
         self.deadline = NEVER
         self._ping_pongs: int | None = None  # pongs seen when our ping went out: one due
         self._ping_sent = 0.0
@@ -203,6 +204,15 @@ class WebSocketDriver(asyncio.Protocol):
         if stats is not None:
             stats.websocket_messages_out += 1
         if self.flow.write_paused:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Wait for the transport to send what it holds. FlowControl wakes one waiter, so
+        sends from several tasks at once (a broadcast beside an echo) wait in turn."""
+        lock = self._draining
+        if lock is None:
+            lock = self._draining = asyncio.Lock()
+        async with lock:
             try:
                 await self.flow.drain()
             except (OSError, TimeoutError) as exc:
