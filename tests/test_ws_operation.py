@@ -442,7 +442,7 @@ def test_handshake_head_timeout_keepalive_pings_and_a_silent_client(
 # --- processes: shutdown and workers -------------------------------------------------------------
 
 PROCESS_APP = """
-import json, os
+import asyncio, json, os
 
 async def app(scope, receive, send):
     if scope["type"] != "websocket":
@@ -452,6 +452,7 @@ async def app(scope, receive, send):
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
+            await asyncio.sleep(0.3)  # cleaning up takes a while: shutdown waits for it
             with open(os.environ["WS_RECORD"], "a") as out:
                 out.write(json.dumps([scope["path"], message["code"]]) + "\\n")
             return

@@ -252,7 +252,8 @@ class Server:
         await self._server.serve_forever()
 
     async def shutdown(self, grace: float = 10.0, *, again: str = "") -> None:
-        """Stop accepting, close idle connections, give busy ones ``grace`` seconds.
+        """Stop accepting, close idle connections, give busy ones (and application calls
+        still running) ``grace`` seconds.
 
         ``again`` names what ends the wait early ("Ctrl-C"): then the wait is announced.
         """
@@ -263,8 +264,10 @@ class Server:
         if again and self.state.connections and grace > 0:
             logger.info("%s", waiting_line(self.config, len(self.state.connections), grace, again))
         deadline = asyncio.get_running_loop().time() + grace
+        # the applications too, as uvicorn waits for its tasks: one told its WebSocket is
+        # going away (websocket.disconnect 1001) may still be cleaning up
         while (
-            self.state.connections
+            (self.state.connections or self.state.responders)
             and asyncio.get_running_loop().time() < deadline
             and not self._drain_stopped
         ):
