@@ -402,20 +402,25 @@ def test_handshake_head_timeout_keepalive_pings_and_a_silent_client(
 ) -> None:
     """--header-timeout bounds the handshake's head; once open, a WebSocket outlives
     --keepalive-timeout while pings are answered, and a client that never answers one is
-    closed with 1011 after --ws-ping-interval + --ws-ping-timeout."""
+    closed with 1011 after --ws-ping-interval + --ws-ping-timeout. A client whose pong
+    we do not read, because its app is slow and its queue full, is not taken for dead."""
     interval, timeout = 0.5, 1.0
+    seen = Seen()
     with start_server(
         tmp_path,
         loop,
-        app=ops_app(Seen()),
+        app=ops_app(seen),
         header_timeout=1.0,
         keepalive_timeout=1.0,
         ws_ping_interval=interval,
         ws_ping_timeout=timeout,
+        ws_max_queue=MAX_QUEUE,
     ) as server:
         half = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
         half.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
-        with ws_connect(server.port, "/alive") as alive:
+        with ws_connect(server.port, "/alive") as alive, ws_connect(server.port, "/hold") as held:
+            for _ in range(3 * MAX_QUEUE):
+                held.send(b"queued")
             silent = RawWebSocket(server.port, "/silent")
             started = time.monotonic()
             pings = 0
@@ -436,6 +441,11 @@ def test_handshake_head_timeout_keepalive_pings_and_a_silent_client(
             time.sleep(max(0.0, 2.5 - (time.monotonic() - started)))  # past keepalive
             alive.send("still here")
             assert alive.recv(TIMEOUT) == "still here"
+            assert seen.release is not None
+            server.call(seen.release.set)
+            assert wait_for(lambda: seen.received.get("/hold") == 3 * MAX_QUEUE * 6, TIMEOUT)
+            held.close()
+            assert held.close_code == 1000
         half.close()
 
 

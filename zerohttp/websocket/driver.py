@@ -233,22 +233,29 @@ class WebSocketDriver(asyncio.Protocol):
             self.deadline = self.loop.time() + CLOSE_TIMEOUT
 
     def fail(self, code: int, reason: str = "") -> None:
-        """Fail the connection (an application error, a pong that never came)."""
+        """Fail the connection (an application error, a pong that never came): close
+        after our close frame, abort if it has not left within CLOSE_TIMEOUT."""
         if self.codec.open:
             self.codec.fail(code, reason)
             self._flush()
         self._end(code, reason)
-        self._close_transport()
+        if self.transport is not None and not self.lost:
+            self.transport.close()
+            self.deadline = self.loop.time() + CLOSE_TIMEOUT
 
     # --- what the server calls (http.server_state.Driver) ---------------------------------
 
     def on_deadline(self) -> None:
         now = self.loop.time()
         if self.link is not OPEN or not self.codec.open:
-            self._close_transport()  # the client never answered our close frame
+            # the client never answered our close frame, or never took it: a transport
+            # still holding bytes for a client that does not read would wait for ever
+            self.abort()
             return
         if self._ping_pongs is not None:
-            if self.codec.pongs == self._ping_pongs:
+            # while reading is paused (the app is behind) a pong cannot be seen: the
+            # client that filled the queue is not the one that is gone
+            if self.codec.pongs == self._ping_pongs and not self.flow.read_paused:
                 self.fail(INTERNAL_ERROR, "keepalive ping timeout")
                 return
             self._ping_pongs = None
@@ -285,7 +292,10 @@ class WebSocketDriver(asyncio.Protocol):
 
     def _closing_by_codec(self) -> None:
         """The client closed, or broke the protocol: the application learns how."""
-        self.link = ENDED if self.link is OPEN else self.link
+        if self.link is OPEN:
+            self.link = ENDED
+            if not self.lost:  # our answer is on its way: CLOSE_TIMEOUT for it to leave
+                self.deadline = self.loop.time() + CLOSE_TIMEOUT
         self._end(*self.codec.ending())
 
     def _end(self, code: int, reason: str) -> None:
@@ -297,11 +307,6 @@ class WebSocketDriver(asyncio.Protocol):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-
-    def _close_transport(self) -> None:
-        self.deadline = NEVER
-        if self.transport is not None:
-            self.transport.close()
 
     def _schedule_ping(self, since: float) -> None:
         interval = self.settings.ping_interval
