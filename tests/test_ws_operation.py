@@ -196,7 +196,7 @@ def test_two_tasks_sending_to_one_slow_reader_both_finish(
         time.sleep(0.5)  # both senders are waiting now
         got = 0
         while True:
-            opcode, payload = ws.read_frame()
+            opcode, _ = ws.read_frame()
             if opcode == CLOSE:
                 break
             got += 1
