@@ -9,11 +9,13 @@ application is told (``websocket.disconnect`` codes, ``ClientDisconnected`` on a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -176,6 +178,8 @@ def error_app(seen: Recorder) -> Any:
             return
         path = scope["path"]
         await receive()  # websocket.connect
+        if path == "/late-accept":
+            await asyncio.sleep(0.2)  # frames sent meanwhile wait in the HTTP driver
         await send({"type": "websocket.accept"})
         if path == "/raise-at-once":
             raise RuntimeError("the application fails before any message")
@@ -338,6 +342,30 @@ def test_send_after_the_close_raises_client_disconnected(
         "code": 4002,
         "reason": "leaving",
     }
+
+
+def test_frames_sent_with_the_head_and_before_the_101_arrive_in_order(
+    ws_server: tuple[RunningServer, Recorder],
+) -> None:
+    server, _ = ws_server
+    key = base64.b64encode(os.urandom(16)).decode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+        sock.sendall(
+            f"GET /late-accept HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+            + frame(TEXT, b"one")
+        )
+        time.sleep(0.05)
+        sock.sendall(frame(TEXT, b"two"))
+        data = b""
+        while b"two" not in data:
+            more = sock.recv(4096)
+            assert more, data
+            data += more
+    head, _, frames = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert frames == b"\x81\x03one\x81\x03two"
 
 
 def test_a_client_that_vanishes_is_a_1006_for_the_app_only(
