@@ -28,7 +28,7 @@ import pytest
 import trustme
 from conftest import LOOPS, RunningServer, start_server
 from helpers import wait_for
-from serverprocs import Zerohttp, zerohttp
+from serverprocs import Zerohttp, free_port, zerohttp
 from test_ws_e2e import (
     BINARY,
     CLOSE,
@@ -298,16 +298,25 @@ def test_one_access_log_line_per_connection_at_its_close(
     assert line["duration_ms"] >= 300
 
 
-def metric(server: RunningServer, name: str) -> float:
-    port = server.server.metrics_port
-    assert port is not None
+def scrape(port: int) -> str:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
-    connection.request("GET", "/metrics")
-    text = connection.getresponse().read().decode()
-    connection.close()
+    try:
+        connection.request("GET", "/metrics")
+        return connection.getresponse().read().decode()
+    finally:
+        connection.close()
+
+
+def metric_value(text: str, name: str) -> float:
     match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
     assert match, f"{name} not in:\n{text}"
     return float(match.group(1))
+
+
+def metric(server: RunningServer, name: str) -> float:
+    port = server.server.metrics_port
+    assert port is not None
+    return metric_value(scrape(port), name)
 
 
 def test_metrics_count_open_websockets_and_messages(
@@ -543,13 +552,13 @@ def test_a_second_signal_ends_the_wait_at_once(process_app: dict[str, str], loop
         server.kill()
 
 
-def test_two_workers_serve_websockets_and_close_them_on_sigterm(
+def test_two_workers_serve_websockets_count_them_and_close_them_on_sigterm(
     process_app: dict[str, str],
 ) -> None:
+    metrics_port = free_port()
+    args = ["--app", "ws_process_app:app", "--port", "0", "--lifespan", "off", "--workers", "2"]
     with zerohttp(
-        ["--app", "ws_process_app:app", "--port", "0", "--lifespan", "off", "--workers", "2"],
-        env=process_app,
-        cwd=REPO,
+        [*args, "--metrics-port", str(metrics_port)], env=process_app, cwd=REPO
     ) as server:
         stack = contextlib.ExitStack()
         clients = [stack.enter_context(ws_connect(server.port, f"/w{i}")) for i in range(6)]
@@ -560,6 +569,14 @@ def test_two_workers_serve_websockets_and_close_them_on_sigterm(
             assert text == str(i)
             pids.add(pid)
         assert server.proc.pid not in pids
+
+        def scraped() -> tuple[float, float]:
+            text = scrape(metrics_port)
+            return metric_value(text, "zerohttp_websockets"), metric_value(
+                text, 'zerohttp_websocket_messages_total{direction="in"}'
+            )
+
+        assert wait_for(lambda: scraped() == (6, 6), TIMEOUT), scraped()
         server.proc.send_signal(signal.SIGTERM)
         for ws in clients:
             with pytest.raises(ConnectionClosed) as closed:
