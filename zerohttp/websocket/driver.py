@@ -7,11 +7,14 @@ about the connection, not about ASGI:
 - backpressure both ways: ``receive`` is fed from a queue of at most ``max_queue``
   messages, and reading stops while it is full; ``send`` returns once the transport has
   sent what it holds (write limits (0, 0), as for HTTP), so a slow reader cannot make us
-  buffer more than one message;
+  buffer more than one message per sending task (several tasks wait for the drain in
+  turn); ``benchmarks/ws_slow_reader.py`` measures both with 1 GiB;
 - the keepalive: a ping every ``ping_interval`` seconds; no pong within ``ping_timeout``
-  fails the connection with 1011. Pings keep a connection alive: there is no idle timeout;
-- the closing handshake: after our close frame the client has CLOSE_TIMEOUT seconds to
-  answer before the TCP connection is closed anyway;
+  fails the connection with 1011. Pings keep a connection alive: there is no idle timeout.
+  While reading is paused for a slow application a pong cannot be seen, and is not missed;
+- the closing handshake: after our close frame (or our answer to the client's) the client
+  has CLOSE_TIMEOUT seconds to answer, or to take what we sent, before the connection is
+  aborted (a close() would wait for ever for a client that does not read);
 - shutdown: ``close_if_idle`` (SIGTERM) tells the application (``websocket.disconnect``,
   1001) and sends the client a close frame with 1001, "going away" (RFC 6455 §7.4.1: "a
   server going down"). uvicorn sends 1012, "service restart"; a server told to stop does
