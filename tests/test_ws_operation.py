@@ -313,10 +313,14 @@ def metric_value(text: str, name: str) -> float:
     return float(match.group(1))
 
 
-def metric(server: RunningServer, name: str) -> float:
+def scrape_ops(server: RunningServer) -> str:
     port = server.server.metrics_port
     assert port is not None
-    return metric_value(scrape(port), name)
+    return scrape(port)
+
+
+def metric(server: RunningServer, name: str) -> float:
+    return metric_value(scrape_ops(server), name)
 
 
 def test_metrics_count_open_websockets_and_messages(
@@ -326,8 +330,13 @@ def test_metrics_count_open_websockets_and_messages(
     gauge = "zerohttp_websockets"
     incoming = 'zerohttp_websocket_messages_total{direction="in"}'
     outgoing = 'zerohttp_websocket_messages_total{direction="out"}'
+    upgrades = 'zerohttp_requests_total{code="101",method="GET"}'
+    durations = "zerohttp_request_duration_seconds_count"
+    sent = 'zerohttp_response_body_bytes_total{path="websocket"}'
     assert wait_for(lambda: metric(server, gauge) == 0, TIMEOUT)
     before_in, before_out = metric(server, incoming), metric(server, outgoing)
+    before_upgrades = metric(server, upgrades) if upgrades in scrape_ops(server) else 0
+    before_durations, before_sent = metric(server, durations), metric(server, sent)
     with ws_connect(server.port, "/m1") as one, ws_connect(server.port, "/m2") as two:
         for ws in (one, two, one):
             ws.send("count me")
@@ -336,6 +345,10 @@ def test_metrics_count_open_websockets_and_messages(
         assert metric(server, incoming) == before_in + 3
         assert metric(server, outgoing) == before_out + 3
     assert wait_for(lambda: metric(server, gauge) == 0, TIMEOUT)
+    assert metric(server, upgrades) == before_upgrades + 2  # counted at their close
+    # a WebSocket's lifetime is not a response time: the histogram leaves it out
+    assert metric(server, durations) == before_durations
+    assert metric(server, sent) > before_sent
 
 
 # --- TLS ---------------------------------------------------------------------------------------

@@ -44,10 +44,11 @@ def collect_families(stats: Stats) -> Iterator[Metric]:
     yield requests
     body = CounterMetricFamily(
         "zerohttp_response_body_bytes",
-        "Response body bytes sent, by body path (sendfile, fallback, memory).",
+        "Response body bytes sent, by body path (sendfile, fallback, memory; websocket: "
+        "frames sent after a 101).",
         labels=["path"],
     )
-    for path in ("sendfile", "fallback", "memory"):
+    for path in ("sendfile", "fallback", "memory", "websocket"):
         body.add_metric([path], stats.body_bytes.get(path, 0))
     yield body
     yield GaugeMetricFamily(

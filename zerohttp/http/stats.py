@@ -53,6 +53,8 @@ class Stats:
         key = (name, status)
         self.requests[key] = self.requests.get(key, 0) + 1
         self.body_bytes[path] = self.body_bytes.get(path, 0) + body
+        if status == 101:
+            return  # a WebSocket's lifetime is no response time: it would swamp the histogram
         self.duration_counts[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
         self.duration_sum += seconds
 
