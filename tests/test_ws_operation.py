@@ -151,6 +151,13 @@ def drivers(server: RunningServer) -> list[WebSocketDriver]:
     )
 
 
+def driver_for(server: RunningServer, target: bytes) -> WebSocketDriver:
+    """The open WebSocket of ``target`` (others' may still be closing)."""
+    found = [d for d in drivers(server) if d.request.target == target and d.ended is None]
+    assert len(found) == 1, found
+    return found[0]
+
+
 def settled(read: Any, *, quiet: float = 0.3, limit: float = TIMEOUT) -> Any:
     """``read()`` once it has stopped changing for ``quiet`` seconds."""
     value = read()
@@ -175,7 +182,7 @@ def test_send_waits_for_a_slow_reader(ops: tuple[RunningServer, Seen, Path]) -> 
         assert wait_for(lambda: "/flood" in seen.sent, TIMEOUT)
         stalled = settled(lambda: seen.sent["/flood"])
         assert stalled < KERNEL_SLACK, stalled
-        (driver,) = drivers(server)
+        driver = driver_for(server, b"/flood")
         assert server.call(driver.transport.get_write_buffer_size) <= CHUNK + 16  # type: ignore[union-attr]
         got = 0
         while got < stalled + 4 * CHUNK:  # reading lets the app send more
@@ -203,18 +210,23 @@ def test_two_tasks_sending_to_one_slow_reader_both_finish(
         assert got == 2 * SENDER_MESSAGES
 
 
-def write_until_blocked(ws: RawWebSocket, data: bytes, limit: int) -> tuple[int, bytes]:
-    """Write ``data`` over and over until the socket stays unwritable for a while (or
-    ``limit`` bytes went): (whole frames written, the rest of the frame cut short)."""
+def write_until_blocked(
+    ws: RawWebSocket, data: bytes, limit: int, blocked: Any
+) -> tuple[int, bytes]:
+    """Write ``data`` over and over until the socket stays unwritable for a while and
+    ``blocked()`` agrees (a server starved of CPU is not a server that stopped reading),
+    or ``limit`` bytes went: (whole frames written, the rest of the frame cut short)."""
     sock = ws.sock
     sock.setblocking(False)
     frames = written = 0
     rest = data
     try:
         while written < limit:
-            _, writable, _ = select.select([], [sock], [], 1.0)
+            _, writable, _ = select.select([], [sock], [], 0.5)
             if not writable:
-                return frames, rest
+                if blocked():
+                    return frames, rest
+                continue
             try:
                 sent = sock.send(rest)
             except BlockingIOError:
@@ -238,10 +250,11 @@ def test_receive_stops_reading_when_the_queue_is_full(
     message = frame(BINARY, os.urandom(CHUNK))
     with RawWebSocket(server.port, "/hold", sndbuf=CHUNK) as ws:
         assert wait_for(lambda: seen.release is not None, TIMEOUT)
-        frames, rest = write_until_blocked(ws, message, FLOOD_TOTAL)
+        driver = driver_for(server, b"/hold")
+        paused = lambda: server.call(lambda: driver.flow.read_paused)  # noqa: E731
+        frames, rest = write_until_blocked(ws, message, FLOOD_TOTAL, paused)
         assert frames * CHUNK < KERNEL_SLACK, frames
-        (driver,) = drivers(server)
-        assert server.call(lambda: driver.flow.read_paused)
+        assert paused()
         # one read may bring several messages past the mark, never more
         assert server.call(lambda: len(driver.queue)) <= MAX_QUEUE + 8
         release = seen.release
