@@ -748,10 +748,6 @@ case(
     "7.1.1",
     closes([f(TEXT, "Hello World") + C1000], (1000,), [("text", b"Hello World")]),
     uvicorn=FAILED,
-    zerohttp_bug="driver.py, asgi/websocket.py: the client's close is answered inside the "
-    "parser, before the application has replied to the message that came with it; "
-    "ServerCodec(hold_close=True) and answer_close() once the driver's queue is drained "
-    "(or at a deadline) make this pass (tried)",
 )
 case("x7.5", closes([f(TEXT, "Hello World"), AWAIT, C1000], (1000,), [("text", b"Hello World")]))
 case("7.1.2", closes([C1000, C1000], (1000,)))

@@ -83,7 +83,9 @@ def run(test: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(test())  # type: ignore[arg-type]
 
 
-def make_driver(**settings: Any) -> tuple[WebSocketDriver, Transport, Any]:
+def make_driver(
+    hold_close: bool = False, **settings: Any
+) -> tuple[WebSocketDriver, Transport, Any]:
     settings.setdefault("ping_interval", 0)
     state: Any = SimpleNamespace(
         loop=asyncio.get_running_loop(),
@@ -91,7 +93,7 @@ def make_driver(**settings: Any) -> tuple[WebSocketDriver, Transport, Any]:
         stats=Stats(),
         log=SimpleNamespace(active=False),
     )
-    codec = ServerCodec(max_size=1024 * 1024)
+    codec = ServerCodec(max_size=1024 * 1024, hold_close=hold_close)
     driver = WebSocketDriver(
         state, WebSocketSettings(**settings), codec, RequestHead(b"GET", b"/ws", b"1.1")
     )
@@ -234,6 +236,34 @@ def test_a_client_close_is_the_apps_disconnect_and_counts_end_at_connection_lost
         driver.connection_lost(None)
         assert state.stats.websockets_open == 0 and driver not in state.connections
         assert (state.stats.websocket_messages_in, state.stats.websocket_messages_out) == (1, 1)
+
+    run(test)
+
+
+def test_a_close_behind_messages_waits_until_the_app_has_had_them() -> None:
+    """Autobahn 7.1.1: a message and a close in one write; the app's answer to the message
+    goes out before the close is answered."""
+
+    async def test() -> None:
+        driver, transport, _ = make_driver(hold_close=True)
+        driver.data_received(frame(TEXT, b"hi") + frame(CLOSE, close_payload(1000)))
+        assert transport.frames() == [] and not transport.closed
+        assert await driver.receive() == "hi"
+        await driver.send("hi")
+        assert await driver.receive() == Ended(1000, "")
+        assert transport.frames() == [(TEXT, b"hi"), (CLOSE, close_payload(1000))]
+        assert transport.closed
+
+    run(test)
+
+
+def test_a_held_close_is_answered_at_its_deadline_if_the_app_never_reads() -> None:
+    async def test() -> None:
+        driver, transport, _ = make_driver(hold_close=True)
+        driver.data_received(frame(TEXT, b"hi") + frame(CLOSE, close_payload(1001)))
+        assert driver.deadline <= driver.loop.time() + CLOSE_TIMEOUT
+        driver.on_deadline()
+        assert transport.frames() == [(CLOSE, close_payload(1001))] and transport.closed
 
     run(test)
 

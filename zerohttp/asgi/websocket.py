@@ -164,7 +164,9 @@ class WebSocketSession:
         settings = self.settings
 
         def driver(state: ServerState) -> WebSocketDriver:
-            codec = ServerCodec(max_size=settings.max_size, extensions=offer.extensions)
+            codec = ServerCodec(
+                max_size=settings.max_size, extensions=offer.extensions, hold_close=True
+            )
             self.driver = WebSocketDriver(state, settings, codec, request)
             return self.driver
 

@@ -144,6 +144,11 @@ class WebSocketDriver(asyncio.Protocol):
                 stats.websocket_messages_in += len(messages)
             if len(self.queue) >= self.settings.max_queue:
                 self.flow.pause_reading()
+        if codec.held_close is not None:
+            if self.queue:  # the app may still answer those messages (Autobahn 7.1.1)
+                self.deadline = self.loop.time() + CLOSE_TIMEOUT
+            else:
+                codec.answer_close()
         if not codec.open:
             self._closing_by_codec()
         self._flush()
@@ -187,6 +192,8 @@ class WebSocketDriver(asyncio.Protocol):
                 if self.flow.read_paused and len(queue) < self.settings.max_queue:
                     self.flow.resume_reading()
                 return message
+            if self.codec.held_close is not None:
+                self._answer_held_close()
             ended = self.ended
             if ended is not None:
                 return ended
@@ -250,6 +257,9 @@ class WebSocketDriver(asyncio.Protocol):
 
     def on_deadline(self) -> None:
         now = self.loop.time()
+        if self.codec.held_close is not None:  # the app never took its last messages
+            self._answer_held_close()
+            return
         if self.link is not OPEN or not self.codec.open:
             # the client never answered our close frame, or never took it: a transport
             # still holding bytes for a client that does not read would wait for ever
@@ -292,6 +302,12 @@ class WebSocketDriver(asyncio.Protocol):
                 self.bytes_sent += len(data)
             else:
                 transport.close()
+
+    def _answer_held_close(self) -> None:
+        """The app has had every message before the client's close: answer it now."""
+        self.codec.answer_close()
+        self._closing_by_codec()
+        self._flush()
 
     def _closing_by_codec(self) -> None:
         """The client closed, or broke the protocol: the application learns how."""
