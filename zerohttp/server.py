@@ -259,6 +259,7 @@ class Server:
         """
         if self._server is not None:
             self._server.close()
+        self.state.stopping = True
         for connection in list(self.state.connections):
             connection.close_if_idle()
         if again and self.state.connections and grace > 0:

@@ -17,6 +17,7 @@ raises RuntimeError. tests/test_ws_differential.py holds these rules against uvi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Protocol
 
@@ -25,7 +26,7 @@ from ..http.exchange import FINISHED, READY, ClientDisconnected, Exchange
 from ..http.server_state import ServerState
 from ..message.response import error_response
 from ..websocket.codec import ABNORMAL, ServerCodec
-from ..websocket.driver import INTERNAL_ERROR, Ended, WebSocketDriver, WebSocketSettings
+from ..websocket.driver import GOING_AWAY, INTERNAL_ERROR, Ended, WebSocketDriver, WebSocketSettings
 from ..websocket.handshake import Offer, accepted
 from .loader import ASGIApp, Message
 
@@ -54,9 +55,13 @@ class WebSocketSession:
         self.driver: WebSocketDriver | None = None
         self.connected = False  # websocket.connect handed over
         self.denied = False  # answered over HTTP: no WebSocket will follow
+        # resolved when the server shuts down before the handshake is decided
+        self.server_closing: asyncio.Future[None] | None = None
+        self.told_going_away = False  # the app's receive said so: nothing may follow
 
     async def run(self, exchange: Exchange) -> None:
         self.exchange = exchange
+        exchange.on_server_closing = self._server_closing
         scope = self.host.websocket_scope(exchange, self.offer)
         try:
             await self.host.app(scope, self.receive, self.send)
@@ -71,8 +76,11 @@ class WebSocketSession:
         if driver is not None:
             driver.close(1000)
         elif not self.denied and exchange.phase is READY:
-            logger.error("ASGI callable returned without accepting or closing the WebSocket")
-            await send_response(exchange, error_response(500, close=True))
+            if not self.told_going_away:
+                logger.error("ASGI callable returned without accepting or closing the WebSocket")
+                await send_response(exchange, error_response(500, close=True))
+            else:  # told of the shutdown, it gave up: as any request refused while stopping
+                await send_response(exchange, error_response(503, close=True))
         elif exchange.phase is not FINISHED:
             logger.error("ASGI callable returned without completing its denial response")
 
@@ -88,8 +96,9 @@ class WebSocketSession:
             return {"type": "websocket.connect"}
         driver = self.driver
         if driver is None:
-            await self._client_gone()
-            return {"type": "websocket.disconnect", "code": ABNORMAL, "reason": ""}
+            code = await self._client_gone()
+            self.told_going_away = code == GOING_AWAY
+            return {"type": "websocket.disconnect", "code": code, "reason": ""}
         got = await driver.receive()
         if isinstance(got, Ended):
             return {"type": "websocket.disconnect", "code": got.code, "reason": got.reason}
@@ -97,12 +106,31 @@ class WebSocketSession:
             return {"type": "websocket.receive", "text": got}
         return {"type": "websocket.receive", "bytes": got}
 
-    async def _client_gone(self) -> None:
-        """Before the handshake ends, a second receive waits for the client to leave."""
+    async def _client_gone(self) -> int:
+        """Before the handshake ends, a second receive waits for the client to leave (1006)
+        or for the server to shut down (1001, going away)."""
         exchange = self.exchange
         assert exchange is not None
+        closing = self.server_closing
+        if closing is None:
+            closing = self.server_closing = asyncio.get_running_loop().create_future()
+        gone = asyncio.ensure_future(self._until_client_gone(exchange))
+        try:
+            await asyncio.wait((gone, closing), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        return GOING_AWAY if closing.done() else ABNORMAL
+
+    async def _until_client_gone(self, exchange: Exchange) -> None:
         while not self.denied and await exchange.receive_body() is not None:
             pass
+
+    def _server_closing(self) -> None:
+        closing = self.server_closing
+        if closing is None:
+            closing = self.server_closing = asyncio.get_running_loop().create_future()
+        if not closing.done():
+            closing.set_result(None)
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
@@ -121,9 +149,14 @@ class WebSocketSession:
             return
         exchange = self.exchange
         assert exchange is not None
-        if exchange.closed_for_sending or (self.denied and exchange.phase is FINISHED):
-            # the client is gone (and the app was told), or the denial is out and the
-            # connection closes with it: spec 2.4's OSError
+        if (
+            exchange.closed_for_sending
+            or (self.denied and exchange.phase is FINISHED)
+            or self.told_going_away
+        ):
+            # the client is gone (and the app was told), the denial is out and the
+            # connection closes with it, or the app was told the server is going away:
+            # spec 2.4's OSError
             raise ClientDisconnected("WebSocket closed before the handshake completed")
         if kind == "websocket.accept":
             self._accept(exchange, message)

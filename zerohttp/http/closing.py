@@ -6,7 +6,8 @@ once would make the kernel answer those bytes with RST, which destroys the part 
 response the client has not read yet. So, like nginx's lingering close, the driver
 half-closes and drops what still arrives until the client's EOF (usually one round trip),
 LINGER_IDLE without a packet, or LINGER_TOTAL. Not when the client has closed already, nor
-when the server closes on its own (a timeout: a slowloris gets none).
+when the server closes on its own (a timeout: a slowloris gets none; a graceful shutdown,
+which also ends the lingering ones at once rather than wait its grace for them).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import TYPE_CHECKING, Protocol
 
@@ -138,6 +138,8 @@ class Exchange:
         self._sent = 0  # body bytes sent, to check them against Content-Length
         self.body_bytes = 0  # body bytes written (HEAD, 204, 304: none), for the access log
         self.body_path = "memory"
+        # called (maybe more than once) when the server shuts down while this runs
+        self.on_server_closing: Callable[[], None] | None = None
 
     @property
     def body_complete(self) -> bool:

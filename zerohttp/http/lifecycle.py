@@ -122,7 +122,7 @@ class Lifecycle(DriverBase):
         transport = self.transport
         if transport is None:
             return
-        if linger and not self.eof and half_close(transport):
+        if linger and not self.eof and not self.state.stopping and half_close(transport):
             self.flow.resume_reading()
             self.phase = LINGERING
             now = self.loop.time()
@@ -172,8 +172,15 @@ class Lifecycle(DriverBase):
             driver.eof_received()
 
     def close_if_idle(self) -> bool:
-        """For graceful shutdown: close now unless a request is in progress."""
+        """For graceful shutdown: close now unless a request is in progress (whose
+        responder hears of it, if it asked: a WebSocket handshake that waits for its app)."""
+        if self.phase is LINGERING:
+            self._close_now()  # shutting down: the server closes on its own, as on a timeout
+            return True
         if self.busy or self.head is not None:
+            exchange = self.exchange
+            if exchange is not None and exchange.on_server_closing is not None:
+                exchange.on_server_closing()
             return False
         self._close()
         return True

@@ -101,6 +101,9 @@ class ServerState:
         # connection prefaces that hand a new connection to another driver (HTTP/2 by
         # prior knowledge registers one): looked for before the first request only
         self.prefaces: dict[bytes, DriverFactory] = {}
+        # shutting down: a response that closes its connection now does not linger (the
+        # server closes on its own, as after a timeout), and lingering ones close at once
+        self.stopping = False
 
     def start_sweeping(self, loop: asyncio.AbstractEventLoop) -> None:
         """One periodic pass over all connections enforces every idle, header, body and
