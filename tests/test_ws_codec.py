@@ -337,6 +337,31 @@ def test_compressed_message_limit_is_1009() -> None:
     assert close_code(sent(server)[0]) == 1009
 
 
+def deflated_frames(data: bytes, pieces: int) -> bytes:
+    """``data`` compressed as one message (RFC 7692 §7.2.1), in ``pieces`` fragments."""
+    coder = zlib.compressobj(wbits=-15)
+    wire = (coder.compress(data) + coder.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    cuts = [len(wire) * i // pieces for i in range(pieces + 1)]
+    out = b""
+    for i in range(pieces):
+        opcode, rsv = (BINARY, 4) if i == 0 else (CONT, 0)
+        out += encode_frame(opcode, wire[cuts[i] : cuts[i + 1]], fin=i == pieces - 1, rsv=rsv)
+    return out
+
+
+@pytest.mark.parametrize("pieces", [1, 3])
+def test_the_limit_is_on_the_inflated_message_not_the_wire(pieces: int) -> None:
+    """Incompressible data grows under deflate: a message of exactly the limit passes, though
+    its frames carry more than the limit; one byte more is a 1009, whole or in fragments."""
+    data = os.urandom(4096)
+    server = codec(max_size=4096, deflate="permessage-deflate")
+    assert len(deflated_frames(data, 1)) > 4096 + 4
+    assert server.feed(deflated_frames(data, pieces)) == [data]
+    server = codec(max_size=4095, deflate="permessage-deflate")
+    assert server.feed(deflated_frames(data, pieces)) == []
+    assert close_code(sent(server)[0]) == 1009
+
+
 def test_ending_without_a_close_is_1006() -> None:
     server = codec()
     server.receive_eof()

@@ -241,12 +241,6 @@ def test_echo_text_binary_and_a_large_message(ws_server: tuple[RunningServer, Re
     assert seen.disconnects["/echo-a"]["code"] == 1000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec.py: --ws-max-size is applied to the compressed frame's payload (websockets'"
-    " parser), so with permessage-deflate a message of exactly the limit that does not compress"
-    " (random bytes grow by ~0.25%) is refused with 1009",
-)
 def test_a_message_of_exactly_the_limit_passes_with_deflate(
     ws_server: tuple[RunningServer, Recorder],
 ) -> None:

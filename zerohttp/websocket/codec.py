@@ -28,6 +28,7 @@ import logging
 import struct
 from collections.abc import Generator, Sequence
 
+from websockets.exceptions import PayloadTooBig
 from websockets.extensions.base import Extension
 from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.protocol import CLOSED, CLOSING, OPEN, SERVER, Protocol
@@ -38,6 +39,7 @@ _logger = logging.getLogger("zerohttp.websocket.codec")
 _logger.setLevel(logging.WARNING)
 
 TEXT, BINARY, CONT, PONG, CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG, Opcode.CLOSE
+DATA = (TEXT, BINARY, CONT)
 MAX_REASON = 123  # a control frame carries at most 125 bytes (RFC 6455 §5.5), 2 are the code
 ABNORMAL = 1006  # never on the wire: what the app is told when the TCP connection just ends
 NO_STATUS = 1005
@@ -56,8 +58,17 @@ class ServerCodec(Protocol):
         extensions: Sequence[Extension] = (),
         hold_close: bool = False,
     ) -> None:
-        super().__init__(SERVER, state=OPEN, max_size=max_size, logger=_logger)
+        # websockets checks its limit on a frame's wire length before inflating it: with an
+        # extension (permessage-deflate) that lets it through a little over the limit (a
+        # message that does not compress grows by up to ~0.3 %), and recv_frame holds the
+        # inflated message to the limit itself
+        wire_limit = max_size
+        if extensions and max_size is not None:
+            wire_limit = max_size + max_size // 256 + 1024
+        super().__init__(SERVER, state=OPEN, max_size=wire_limit, logger=_logger)
+        self.limit = max_size  # of a message, as the application gets it
         self.extensions = list(extensions)
+        self._message_size = 0  # inflated bytes of the message so far (with extensions)
         # hold_close: a client's close is answered by ``answer_close()``, once the
         # application has had the messages that came before it (and could reply to them),
         # not inside the parser: Autobahn 7.1.1 wants the echo of a message sent just
@@ -76,7 +87,7 @@ class ServerCodec(Protocol):
             and self.state is OPEN
             and not self.reader.buffer  # the parser waits at a frame's first byte
         ):
-            simple, used = simple_frames(data, self.max_message_size)
+            simple, used = simple_frames(data, self.limit)
             if used == len(data):
                 return simple
             if used:
@@ -149,6 +160,11 @@ class ServerCodec(Protocol):
             self._hold(frame)
             return
         super().recv_frame(frame)  # framing rules first: a stray continuation is a 1002
+        if self.extensions and self.limit is not None and opcode in DATA:
+            size = len(frame.data) if opcode is not CONT else self._message_size + len(frame.data)
+            if size > self.limit:
+                raise PayloadTooBig(size, self.limit)  # the parser fails it with 1009
+            self._message_size = size
         if opcode is TEXT:
             if frame.fin:
                 self.messages.append(bytes(frame.data).decode())  # raises: 1007
