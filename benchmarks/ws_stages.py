@@ -19,6 +19,11 @@ message, µs (median of 7 batches of --n):
   sends, and the transport is written: a whole message through zerohttp but the kernel's
   read and write (measured with a second task waiting on the write, so it includes one
   extra task switch: ``task switch`` below is that cost);
+- ``prototype feed`` / ``prototype send``: NOT zerohttp code: what a fast path for the
+  common frame could cost (one complete, unfragmented, masked text frame, no extension:
+  header read by hand, ``websockets.speedups.apply_mask``, ``bytes.decode``; and the
+  unmasked frame built as header + payload), for the planners to weigh against the two
+  ``codec`` rows, which run websockets' generator parser and ``Frame.serialize``;
 - ``task switch``: two tasks taking turns, one step each (what the echo cycle has besides
   zerohttp's work); half of it is the floor of waking the app's task once per message.
 
@@ -48,6 +53,7 @@ sys.path.insert(0, str(HERE / "apps"))
 
 from websockets.client import ClientProtocol  # noqa: E402
 from websockets.protocol import OPEN  # noqa: E402
+from websockets.speedups import apply_mask  # noqa: E402
 from websockets.uri import parse_uri  # noqa: E402
 from ws_app import echo  # noqa: E402
 
@@ -66,6 +72,30 @@ def client_frame() -> bytes:
 
 
 FRAME = client_frame()
+
+
+def prototype_feed(data: bytes) -> str | None:
+    """One complete masked FIN text frame without extension; None: not that shape."""
+    if len(data) < 6 or data[0] != 0x81 or not data[1] & 0x80:
+        return None
+    size, start = data[1] & 0x7F, 6
+    if size == 126:
+        size, start = int.from_bytes(data[2:4], "big"), 8
+    elif size == 127:
+        return None
+    if len(data) != start + size:
+        return None
+    return apply_mask(data[start:], data[start - 4 : start]).decode()
+
+
+def prototype_send(text: str) -> bytes:
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return b"\x81\x7e" + size.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + size.to_bytes(8, "big") + payload
 
 
 class CountingTransport(asyncio.Transport):
@@ -171,6 +201,11 @@ def main() -> None:
         codec.data_to_send()
 
     rows.append(("codec send", batches(timed(codec_send), n)))
+    assert prototype_feed(FRAME) == TEXT and prototype_send(TEXT) == b"".join(
+        (codec.send_message(TEXT), codec.data_to_send())[1]
+    )
+    rows.append(("prototype feed", batches(timed(lambda: prototype_feed(FRAME)), n)))
+    rows.append(("prototype send", batches(timed(lambda: prototype_send(TEXT)), n)))
 
     driver, _transport = make_driver(loop)
 
