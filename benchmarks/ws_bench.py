@@ -221,8 +221,8 @@ def load_tables(rows: list[dict[str, Any]], tests: list[str], servers: list[str]
         out += [f"\n### {test}: {mode} {path}, {conns} connections, 1 KiB text, deflate "
                 f"{'offered' if deflate else 'not offered'}\n",
                 "| server | msg/s (median) | rounds | server CPU share | client CPU share "
-                "| server CPU µs/msg | deflate used | all ok |",
-                "|---|---:|---|---:|---:|---:|---|---|"]  # fmt: skip
+                "| server CPU µs/msg | others (cores) | deflate used | all ok |",
+                "|---|---:|---|---:|---:|---:|---:|---|---|"]  # fmt: skip
         for server in servers:
             rs = [r for r in rows if r["test"] == test and r["server"] == server]
             if not rs:
@@ -233,6 +233,7 @@ def load_tables(rows: list[dict[str, Any]], tests: list[str], servers: list[str]
                 f"| {server} | {median(rates):,.0f} | {' / '.join(f'{x:,.0f}' for x in rates)} "
                 f"| {median([r['server_cpu_share'] for r in rs]):.2f} "
                 f"| {median([r['client_cpu_share'] for r in rs]):.2f} | {median(us):.1f} "
+                f"| {median([r['foreign_cores'] or 0.0 for r in rs]):.2f} "
                 f"| {'yes' if all(r['deflate'] for r in rs) else 'no'} "
                 f"| {'yes' if all(r['ok'] for r in rs) else 'NO: ' + rs[0]['first_error']} |"
             )
