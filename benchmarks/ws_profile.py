@@ -24,8 +24,10 @@ import subprocess
 import sys
 import time
 
-import bench as pb  # peerbench, put on sys.path by ws_bench
-from ws_bench import APPS, HOST, REPO, TESTS, build_client
+from ws_bench import APPS, HOST, PEERBENCH, REPO, TESTS, build_client
+
+sys.path.insert(0, str(PEERBENCH))
+import bench as pb  # peerbench's helpers
 
 
 def server_argv(server: str, bin_dir: str, port: int, out: str) -> list[str]:
