@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import resource
@@ -57,6 +58,8 @@ import bench as pb  # noqa: E402  (peerbench's /proc helpers: tree, cpu_seconds,
 
 HOST = "127.0.0.1"
 SERVERS = ["zerohttp", "uvicorn", "hypercorn"]
+# --tree NAME=DIR: more zerohttp servers, each with DIR (a source tree) on PYTHONPATH
+TREES: dict[str, Path] = {}
 # test -> (client mode, path, connections, deflate offered)
 TESTS: dict[str, tuple[str, str, int, bool]] = {
     "echo": ("echo", "/echo", 64, False),
@@ -87,7 +90,7 @@ def build_client() -> Path:
 # ----------------------------------------------------------------- servers
 def server_argv(server: str, bin_dir: str, port: int) -> list[str]:
     pin = ["taskset", "-c", pb.SERVER_CPU]
-    if server == "zerohttp":
+    if server == "zerohttp" or server in TREES:
         return [*pin, f"{bin_dir}/python", "-m", "zerohttp", "--app", "ws_app:app",
                 "--host", HOST, "--port", str(port), "--loop", "uvloop",
                 "--log-level", "warning"]  # fmt: skip
@@ -102,8 +105,8 @@ def server_argv(server: str, bin_dir: str, port: int) -> list[str]:
 class Server:
     def __init__(self, name: str, bin_dir: str, log_dir: Path) -> None:
         self.name = name
-        self.port = pb.free_port(18000 + 100 * SERVERS.index(name))
-        env = dict(os.environ, PYTHONPATH=str(REPO))  # zerohttp from this tree
+        self.port = pb.free_port(18000 + 100 * [*SERVERS, *TREES].index(name))
+        env = dict(os.environ, PYTHONPATH=str(TREES.get(name, REPO)))  # zerohttp from a tree
         self.log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115
         # cwd = the apps directory: ws_app imports, and no zerohttp/ directory shadows the tree
         self.proc = subprocess.Popen(
@@ -245,21 +248,25 @@ def load_tables(rows: list[dict[str, Any]], tests: list[str], servers: list[str]
 
 
 def target_table(rows: list[dict[str, Any]]) -> list[str]:
-    def rate(test: str, server: str) -> float:
-        return median([r["rate"] for r in rows if r["test"] == test and r["server"] == server])
+    def rate(test: str, server: str, key: str = "rate") -> float:
+        return median([r[key] or 0.0 for r in rows if r["test"] == test and r["server"] == server])
 
-    out = ["\n### Targets\n", "| target | zerohttp msg/s | peer msg/s | ratio | wanted | met |",
-           "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    out = ["\n### Targets\n", "| target | zerohttp msg/s | peer msg/s | ratio "
+           "| µs CPU/msg, zerohttp / peer | wanted | met |",
+           "|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     targets = TARGETS + [(t, p, 0.0) for t in TESTS if t.endswith("deflate") for p in SERVERS[1:]]
-    for test, peer, wanted in targets:
-        zh, other = rate(test, "zerohttp"), rate(test, peer)
+    for (test, peer, wanted), ours in itertools.product(targets, ["zerohttp", *TREES]):
+        zh, other = rate(test, ours), rate(test, peer)
         if zh != zh or other != other:
             continue
         ratio = zh / other
         met = ("yes" if ratio >= wanted else "**no**") if wanted else "-"
         want = f">= {wanted:.1f}x" if wanted else "(no target)"
+        cost = "server_us_per_msg"
+        us = f"{rate(test, ours, cost):.1f} / {rate(test, peer, cost):.1f}"
         out.append(
-            f"| {test} vs {peer} | {zh:,.0f} | {other:,.0f} | {ratio:.2f}x | {want} | {met} |"
+            f"| {test}: {ours} vs {peer} | {zh:,.0f} | {other:,.0f} | {ratio:.2f}x | {us} "
+            f"| {want} | {met} |"
         )
     return out
 
@@ -332,9 +339,14 @@ def main() -> None:
     ap.add_argument("--idle", type=int, default=10000, help="idle WebSockets (0: skip)")
     ap.add_argument("--idle-servers", default="zerohttp,uvicorn,hypercorn")
     ap.add_argument("--out", default="/tmp/ws_bench.json")
+    ap.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
+                    help="another zerohttp, from source tree DIR (a git archive)")  # fmt: skip
     args = ap.parse_args()
+    for spec in args.tree:
+        name, _, tree = spec.partition("=")
+        TREES[name] = Path(tree).resolve()
     bin_dir = f"{args.venv}/bin"
-    servers = args.servers.split(",")
+    servers = args.servers.split(",") + [t for t in TREES if t not in args.servers.split(",")]
     tests = [] if args.tests == "none" else args.tests.split(",")
     client = build_client()
     log_dir = Path("/tmp/ws_bench_logs")
