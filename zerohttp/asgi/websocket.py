@@ -137,7 +137,8 @@ class WebSocketSession:
         driver = self.driver
         if driver is not None:
             if kind == "websocket.send":
-                await driver.send(message_payload(message))
+                if driver.write_message(message_payload(message)):
+                    await driver.drain()
             elif kind == "websocket.close":
                 if driver.ended is not None:
                     raise ClientDisconnected("WebSocket closed")

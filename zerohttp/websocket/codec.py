@@ -98,8 +98,14 @@ class ServerCodec(Protocol):
         messages, self.messages = self.messages, []
         return messages
 
+    @property
+    def frames_directly(self) -> bool:
+        """A message may be framed by ``frame``: no extension transforms it, and no
+        fragmented message of ours is under way."""
+        return not self.extensions and not self.expect_continuation_frame
+
     def send_message(self, message: Message) -> None:
-        if self.extensions or self.state is not OPEN or self.expect_continuation_frame:
+        if not self.frames_directly or self.state is not OPEN:
             if isinstance(message, str):
                 self.send_text(message.encode())
             else:

@@ -40,7 +40,7 @@ from ..http.flow import FlowControl
 from ..http.responding import peer_address
 from ..http.server_state import ServerState
 from ..message.response import RequestHead
-from .codec import Message, ServerCodec
+from .codec import Message, ServerCodec, frame
 
 NEVER = float("inf")
 # Seconds the client has to answer our close frame before the TCP connection is closed.
@@ -151,7 +151,8 @@ class WebSocketDriver(asyncio.Protocol):
                 codec.answer_close()
         if not codec.open:
             self._closing_by_codec()
-        self._flush()
+        if codec.writes:  # a pong, a close: rarely anything
+            self._flush()
         self._wake()
 
     def eof_received(self) -> bool:
@@ -206,17 +207,28 @@ class WebSocketDriver(asyncio.Protocol):
     async def send(self, message: Message) -> None:
         """Frame and write ``message``; returns once the transport has sent it (raises
         ClientDisconnected once the connection is closing or gone)."""
-        if self.link is not OPEN or not self.codec.open:
+        if self.write_message(message):
+            await self.drain()
+
+    def write_message(self, message: Message) -> bool:
+        """``send`` without its wait: True when the transport holds bytes, and the caller
+        must ``await drain()`` before it sends more (one coroutine less per message)."""
+        codec = self.codec
+        if self.link is not OPEN or self.lost or not codec.open:
             raise ClientDisconnected("WebSocket closed")
-        self.codec.send_message(message)
-        self._flush()
+        if codec.frames_directly:
+            data = frame(message)  # the common case, past the codec's list of writes
+            self.transport.write(data)  # type: ignore[union-attr]
+            self.bytes_sent += len(data)
+        else:
+            codec.send_message(message)
+            self._flush()
         stats = self.state.stats
         if stats is not None:
             stats.websocket_messages_out += 1
-        if self.flow.write_paused:
-            await self._drain()
+        return self.flow.write_paused
 
-    async def _drain(self) -> None:
+    async def drain(self) -> None:
         """Wait for the transport to send what it holds. FlowControl wakes one waiter, so
         sends from several tasks at once (a broadcast beside an echo) wait in turn."""
         lock = self._draining
