@@ -173,26 +173,14 @@ class ASGIHost:
         return scope
 
     def websocket_scope(self, exchange: Exchange, offer: Offer) -> dict[str, Any]:
-        request = exchange.request
-        raw_path, query, path = _paths(request.target)
-        client, server, scheme = self._peers(exchange, self.scheme)
-        scope: dict[str, Any] = {
-            "type": "websocket",
-            "asgi": ASGI_WEBSOCKET_VERSION,
-            "http_version": "1.1",
-            "scheme": WEBSOCKET_SCHEMES.get(scheme, scheme),
-            "path": self.root_path + path,
-            "raw_path": raw_path,
-            "query_string": query,
-            "root_path": self.root_path,
-            "headers": list(request.headers),
-            "client": client,
-            "server": server,
-            "subprotocols": list(offer.subprotocols),
-            "extensions": {"websocket.http.response": {}},
-        }
-        if self.state is not None:
-            scope["state"] = self.state.copy()
+        """The HTTP scope of the handshake, as the ``websocket`` scope (spec 2.5) has it."""
+        scope = self.scope(exchange)
+        del scope["method"]
+        scope["type"] = "websocket"
+        scope["asgi"] = ASGI_WEBSOCKET_VERSION
+        scope["scheme"] = WEBSOCKET_SCHEMES.get(scope["scheme"], scope["scheme"])
+        scope["subprotocols"] = list(offer.subprotocols)
+        scope["extensions"] = {"websocket.http.response": {}}
         return scope
 
     def _peers(self, exchange: Exchange, scheme: str) -> tuple[Address, Address, str]:
