@@ -21,7 +21,13 @@ from zerohttp.http.exchange import ClientDisconnected
 from zerohttp.http.stats import Stats
 from zerohttp.message.response import RequestHead
 from zerohttp.websocket.codec import ServerCodec
-from zerohttp.websocket.driver import CLOSE_TIMEOUT, Ended, WebSocketDriver, WebSocketSettings
+from zerohttp.websocket.driver import (
+    BATCH_BYTES,
+    CLOSE_TIMEOUT,
+    Ended,
+    WebSocketDriver,
+    WebSocketSettings,
+)
 
 T = TypeVar("T")
 
@@ -31,6 +37,7 @@ class Transport:
 
     def __init__(self) -> None:
         self.written = bytearray()
+        self.writes = 0
         self.reading = True
         self.closed = False
         self.aborted = False
@@ -39,6 +46,7 @@ class Transport:
     def write(self, data: bytes) -> None:
         assert not self.closed and not self.aborted, "written after close"
         self.written += data
+        self.writes += 1
 
     def close(self) -> None:
         self.closed = True
@@ -90,6 +98,7 @@ def make_driver(
     state: Any = SimpleNamespace(
         loop=asyncio.get_running_loop(),
         connections=set(),
+        writing_soon=[],
         stats=Stats(),
         log=SimpleNamespace(active=False),
     )
@@ -139,6 +148,28 @@ def test_send_returns_only_once_the_transport_has_drained() -> None:
         driver.resume_writing()
         await settle()
         assert sending.done() and sending.result() is None
+
+    run(test)
+
+
+def test_messages_of_one_loop_pass_leave_in_one_write_in_order() -> None:
+    """A burst (a broadcast of several messages) is one write per connection, at the end of
+    the loop pass; a close frame after them keeps its place; BATCH_BYTES bounds the hold."""
+
+    async def test() -> None:
+        driver, transport, _ = make_driver()
+        for i in range(3):
+            assert driver.write_message(f"m{i}") is False
+        assert transport.writes == 0
+        await settle()
+        assert transport.writes == 1
+        assert transport.frames() == [(TEXT, b"m0"), (TEXT, b"m1"), (TEXT, b"m2")]
+        driver.write_message("last")
+        driver.close(1000)
+        assert transport.frames() == [(TEXT, b"last"), (CLOSE, close_payload(1000))]
+        driver, transport, _ = make_driver()
+        driver.write_message(b"x" * BATCH_BYTES)  # at the bound: written at once
+        assert transport.writes == 1
 
     run(test)
 

@@ -83,6 +83,8 @@ class ServerState:
         self.responders: set[asyncio.Task[None]] = set()  # may outlive their connection
         # (connection, exchange, last bytes): responses finished in this loop pass
         self.finishing: list[tuple[Any, Any, bytes]] = []
+        # WebSocket drivers holding messages to write at the end of this loop pass
+        self.writing_soon: list[Any] = []
         self.access_log = access_log
         self.stats = stats
         self.log = ResponseLog(access_log, stats, proxy)

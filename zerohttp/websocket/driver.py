@@ -47,6 +47,9 @@ NEVER = float("inf")
 CLOSE_TIMEOUT = 10.0
 GOING_AWAY = 1001
 INTERNAL_ERROR = 1011
+# Framed messages held for the end of the loop pass, per connection, before they are
+# written at once: the bound on what a send may add without the wait for the drain.
+BATCH_BYTES = 65536
 # Bytes an SSL transport may buffer before it pauses us (as for HTTP over TLS).
 TLS_WRITE_HIGH = 256 * 1024
 
@@ -108,6 +111,8 @@ class WebSocketDriver(asyncio.Protocol):
         self._ping_pongs: int | None = None  # pongs seen when our ping went out: one due
         self._ping_sent = 0.0
         self.bytes_sent = 0
+        self.held: list[bytes] = []  # framed messages to write at the end of the loop pass
+        self.held_bytes = 0
         self.started = time.perf_counter()
         self.remote = "-"  # for the access log: read now, a closed transport forgets it
         self.lost = False
@@ -171,6 +176,7 @@ class WebSocketDriver(asyncio.Protocol):
             return
         self.lost = True
         self.deadline = NEVER
+        self.held.clear()
         self.flow.lost()
         self._end(*self.codec.ending())
         state = self.state
@@ -212,14 +218,29 @@ class WebSocketDriver(asyncio.Protocol):
 
     def write_message(self, message: Message) -> bool:
         """``send`` without its wait: True when the transport holds bytes, and the caller
-        must ``await drain()`` before it sends more (one coroutine less per message)."""
+        must ``await drain()`` before it sends more (one coroutine less per message).
+
+        The frame is written once the callbacks of this loop pass have run, with whatever
+        else this pass sends on the connection (up to BATCH_BYTES): a broadcast of a burst
+        of messages is then one write per connection, not one per message, and the
+        clients' side wakes once for many connections (``finish_soon`` does the same for
+        HTTP responses)."""
         codec = self.codec
         if self.link is not OPEN or self.lost or not codec.open:
             raise ClientDisconnected("WebSocket closed")
         if codec.frames_directly:
             data = frame(message)  # the common case, past the codec's list of writes
-            self.transport.write(data)  # type: ignore[union-attr]
             self.bytes_sent += len(data)
+            held = self.held
+            if not held:
+                soon = self.state.writing_soon
+                if not soon:
+                    self.loop.call_soon(_write_held, soon)
+                soon.append(self)
+            held.append(data)
+            self.held_bytes += len(data)
+            if self.held_bytes >= BATCH_BYTES:
+                self.write_held()
         else:
             codec.send_message(message)
             self._flush()
@@ -227,6 +248,17 @@ class WebSocketDriver(asyncio.Protocol):
         if stats is not None:
             stats.websocket_messages_out += 1
         return self.flow.write_paused
+
+    def write_held(self) -> None:
+        """Write the messages held for the end of the loop pass (before anything else)."""
+        held = self.held
+        if held:
+            data = held[0] if len(held) == 1 else b"".join(held)
+            held.clear()
+            self.held_bytes = 0
+            transport = self.transport
+            if transport is not None and not self.lost and not transport.is_closing():
+                transport.write(data)
 
     async def drain(self) -> None:
         """Wait for the transport to send what it holds. FlowControl wakes one waiter, so
@@ -262,6 +294,7 @@ class WebSocketDriver(asyncio.Protocol):
             self._flush()
         self._end(code, reason)
         if self.transport is not None and not self.lost:
+            self.write_held()
             self.transport.close()
             self.deadline = self.loop.time() + CLOSE_TIMEOUT
 
@@ -297,6 +330,7 @@ class WebSocketDriver(asyncio.Protocol):
 
     def abort(self) -> None:
         self.deadline = NEVER
+        self.held.clear()
         self._end(*self.codec.ending())
         if self.transport is not None:
             self.transport.abort()
@@ -305,6 +339,7 @@ class WebSocketDriver(asyncio.Protocol):
 
     def _flush(self) -> None:
         """Write what the codec framed; its EOF marker means: close the TCP connection."""
+        self.write_held()
         transport = self.transport
         for data in self.codec.data_to_send():
             if transport is None or self.lost:
@@ -349,3 +384,10 @@ class WebSocketDriver(asyncio.Protocol):
         self._ping_pongs = self.codec.pongs
         self._ping_sent = now
         self.deadline = now + self.settings.ping_timeout
+
+
+def _write_held(soon: list[WebSocketDriver]) -> None:
+    drivers = soon.copy()
+    soon.clear()
+    for driver in drivers:
+        driver.write_held()
