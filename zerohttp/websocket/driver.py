@@ -230,20 +230,20 @@ class WebSocketDriver(asyncio.Protocol):
             raise ClientDisconnected("WebSocket closed")
         if codec.frames_directly:
             data = frame(message)  # the common case, past the codec's list of writes
-            self.bytes_sent += len(data)
-            held = self.held
-            if not held:
-                soon = self.state.writing_soon
-                if not soon:
-                    self.loop.call_soon(_write_held, soon)
-                soon.append(self)
-            held.append(data)
-            self.held_bytes += len(data)
-            if self.held_bytes >= BATCH_BYTES:
-                self.write_held()
-        else:
+        else:  # compressed: only the codec can frame it (its list holds nothing else now)
             codec.send_message(message)
-            self._flush()
+            data = b"".join(codec.data_to_send())
+        self.bytes_sent += len(data)
+        held = self.held
+        if not held:
+            soon = self.state.writing_soon
+            if not soon:
+                self.loop.call_soon(_write_held, soon)
+            soon.append(self)
+        held.append(data)
+        self.held_bytes += len(data)
+        if self.held_bytes >= BATCH_BYTES:
+            self.write_held()
         stats = self.state.stats
         if stats is not None:
             stats.websocket_messages_out += 1
