@@ -1,8 +1,10 @@
 """The access log: one line per response, in Common, Combined or JSON form.
 
-Formatting is plain functions over one ``AccessRecord`` (``responselog.py`` builds it).
-Writing never blocks the loop: lines collect in memory and a flush, at least once a
-second and at shutdown, hands them to a thread in one ``os.write`` per batch. A full
+Formatting is plain functions over a line's fields (``clf_line``, ``json_text``; the
+``*_line`` functions take them as one ``AccessRecord``). ``AccessLog.respond`` is what a
+response costs: its line formatted straight into one buffer (measured in
+benchmarks/RESULTS.md, "Issue 21"). Writing never blocks the loop: the buffer is handed,
+at least once a second and at shutdown, to a thread that writes it in one ``os.write``. A full
 disk or a closed pipe is logged once, and the server keeps serving (lines are dropped
 until writing works again).
 """
@@ -18,16 +20,19 @@ import time
 from collections.abc import Callable
 from typing import Literal, NamedTuple
 
+from ..message.response import RequestHead
+
 logger = logging.getLogger("zerohttp")
 
 AccessLogFormat = Literal["off", "common", "combined", "json"]
 ACCESS_LOG_FORMATS: tuple[AccessLogFormat, ...] = ("off", "common", "combined", "json")
 FLUSH_SECONDS = 1.0
-MAX_BUFFERED_LINES = 100_000  # beyond this (a writer stuck for long), lines are dropped
+MAX_BUFFERED_BYTES = 16 << 20  # beyond this (a writer stuck for long), lines are dropped
 
 
 class AccessRecord(NamedTuple):
-    """The fields of one line: built once per logged response (~0.25 µs)."""
+    """The fields of one line, as the line functions take them (a response's line is
+    formatted from them directly, without this object: ``AccessLog.respond``)."""
 
     remote_addr: str
     time: float  # epoch seconds at the end of the response
@@ -63,7 +68,7 @@ class _SecondCache:
     def __init__(self, render: Callable[[int], bytes]) -> None:
         self._render = render
         self._second = -1
-        self._text = b""
+        self._text = render(0)
 
     def __call__(self, when: float) -> bytes:
         second = int(when)
@@ -83,56 +88,113 @@ _utc_second = _SecondCache(
 )
 
 
-def common_line(record: AccessRecord) -> bytes:
-    """Common Log Format, as bytes (it is all ASCII, and the file wants bytes)."""
-    # the method is a token (both head readers refuse anything else); none: refused unparsed
-    method = record.method
-    request = (
-        b"%s %s HTTP/%s" % (method, _escape(record.target), record.protocol) if method else b"-"
-    )
-    size = record.bytes_sent
-    return b'%s - - %s "%s" %d %s' % (
-        record.remote_addr.encode("ascii", "replace"),
-        clf_time(record.time),
+def clf_line(
+    remote: bytes,
+    stamp: bytes,
+    method: bytes,
+    target: bytes,
+    protocol: bytes,
+    status: int,
+    size: int,
+    referer: bytes | None,
+    agent: bytes | None,
+    combined: bool,
+) -> bytes:
+    """One Common (or, ``combined``, Combined) line: the one place its form is written.
+    ``stamp`` is ``clf_time``'s text; the method is a token (both head readers refuse
+    anything else), empty for a head refused unparsed."""
+    if target.translate(None, _SAFE):  # something unsafe is left: escape (rare)
+        target = _escape(target)
+    request = b"%s %s HTTP/%s" % (method, target, protocol) if method else b"-"
+    if not combined:
+        return b'%s - - %s "%s" %d %s' % (
+            remote,
+            stamp,
+            request,
+            status,
+            b"%d" % size if size else b"-",
+        )
+    return b'%s - - %s "%s" %d %s "%s" "%s"' % (
+        remote,
+        stamp,
         request,
-        record.status,
+        status,
         b"%d" % size if size else b"-",
-    )
-
-
-def combined_line(record: AccessRecord) -> bytes:
-    """Combined Log Format: Common plus the quoted Referer and User-Agent."""
-    referer, agent = record.referer, record.user_agent
-    return b'%s "%s" "%s"' % (
-        common_line(record),
         _escape(referer) if referer else b"-",
         _escape(agent) if agent else b"-",
     )
 
 
+def common_line(record: AccessRecord) -> bytes:
+    """Common Log Format, as bytes (it is all ASCII, and the file wants bytes)."""
+    return clf_line(
+        record.remote_addr.encode("ascii", "replace"), clf_time(record.time), record.method,
+        record.target, record.protocol, record.status, record.bytes_sent, None, None, False,
+    )  # fmt: skip
+
+
+def combined_line(record: AccessRecord) -> bytes:
+    """Combined Log Format: Common plus the quoted Referer and User-Agent."""
+    return clf_line(
+        record.remote_addr.encode("ascii", "replace"), clf_time(record.time), record.method,
+        record.target, record.protocol, record.status, record.bytes_sent, record.referer,
+        record.user_agent, True,
+    )  # fmt: skip
+
+
 _json_string = json.encoder.encode_basestring_ascii
 
 
-def _json_bytes(value: bytes | None) -> str:
-    return _json_string(value.decode("latin-1")) if value is not None else "null"
+def json_bytes(value: bytes | None) -> bytes:
+    """A JSON string (or ``null``) of bytes read as latin-1, exactly as the json module's
+    ASCII encoder writes it; printable ASCII without quote or backslash is written as it is
+    (the common case, without a call into the encoder)."""
+    if value is None:
+        return b"null"
+    if value.translate(None, _SAFE):
+        return _json_string(value.decode("latin-1")).encode("ascii")
+    return b'"%s"' % value
 
 
 def json_line(record: AccessRecord) -> bytes:
-    """One JSON object; strings escaped by the json module's own C encoder, the object
-    assembled here (``json.dumps`` of a dict cost four times as much)."""
-    (remote, when, method, target, protocol, status, size, duration, referer, agent, body_path) = (
-        record
-    )
-    millis = int((when - int(when)) * 1000)
+    """One JSON object for ``record`` (the path a response takes is ``AccessLog.respond``)."""
+    return json_text(
+        json_bytes(record.remote_addr.encode("latin-1", "replace")), record.time,
+        record.method, record.target, record.protocol, record.status, record.bytes_sent,
+        record.duration, record.referer, record.user_agent, record.body_path,
+    )  # fmt: skip
+
+
+_BODY_PATHS = {path: b'"%s"' % path.encode() for path in ("sendfile", "fallback", "memory")}
+
+
+def json_text(
+    remote: bytes,
+    when: float,
+    method: bytes,
+    target: bytes,
+    protocol: bytes,
+    status: int,
+    size: int,
+    duration: float,
+    referer: bytes | None,
+    agent: bytes | None,
+    body_path: str,
+) -> bytes:
+    """One JSON object, ``remote`` already a JSON string; strings escaped as the json
+    module's C encoder escapes them (``json.dumps`` of a dict cost four times as much)."""
+    path = _BODY_PATHS.get(body_path) or _json_string(body_path).encode("ascii")
+    micros = int(duration * 1e6 + 0.5)  # written as milliseconds with three decimals
     return (
-        f'{{"remote_addr":{_json_string(remote)},'
-        f'"time":"{_utc_second(when).decode()}.{millis:03d}Z",'
-        f'"method":{_json_bytes(method)},"path":{_json_bytes(target)},'
-        f'"protocol":"{"HTTP/" + protocol.decode("latin-1") if method else ""}",'
-        f'"status":{status},"bytes_sent":{size},"duration_ms":{round(duration * 1000, 3)!r},'
-        f'"referer":{_json_bytes(referer or None)},"user_agent":{_json_bytes(agent or None)},'
-        f'"body_path":{_json_string(body_path)}}}'
-    ).encode("ascii")
+        b'{"remote_addr":%s,"time":"%s.%03dZ","method":"%s","path":%s,"protocol":"%s",'
+        b'"status":%d,"bytes_sent":%d,"duration_ms":%d.%03d,"referer":%s,"user_agent":%s,'
+        b'"body_path":%s}'
+    ) % (
+        remote, _utc_second(when), int((when - int(when)) * 1000), method, json_bytes(target),
+        b"HTTP/" + protocol if method else b"", status, size, micros // 1000, micros % 1000,
+        json_bytes(referer) if referer else b"null", json_bytes(agent) if agent else b"null",
+        path,
+    )  # fmt: skip
 
 
 LINE_FUNCTIONS: dict[str, LineFunction] = {
@@ -143,15 +205,27 @@ LINE_FUNCTIONS: dict[str, LineFunction] = {
 
 
 class AccessLog:
-    """Buffered lines for one file (or stdout), flushed from the event loop."""
+    """Lines for one file (or stdout), buffered in memory and flushed from the event loop.
+
+    ``respond`` is the one call per response: it formats the line straight into one
+    ``bytearray`` (no record object, no list of lines to join later), with the client's
+    address encoded once per client and the timestamp once a second.
+    """
 
     def __init__(self, form: AccessLogFormat, path: str = "") -> None:
         self.line = LINE_FUNCTIONS[form]
+        self.respond = self._json if form == "json" else self._clf
+        self.combined = form == "combined"
         self.needs_duration = form == "json"
         self.path = path or "<stdout>"
         self._target = path
         self._fd = -1
-        self._lines: list[bytes] = []
+        self._buffer = bytearray()
+        self._remote = ""  # the last client seen, and its text in the line
+        self._remote_text: bytes = b""
+        self._remote_json = b'""'
+        self._next_second = 0.0  # when the timestamp's text is due again
+        self._stamp = b""
         self._flushing: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._failing = False
@@ -164,25 +238,87 @@ class AccessLog:
         else:
             self._fd = os.dup(1)
 
-    def add(self, line: bytes) -> None:
-        """Buffer one response's line (made by ``self.line`` from ``AccessRecord``'s fields)."""
-        if len(self._lines) < MAX_BUFFERED_LINES:
-            self._lines.append(line)
+    def _clf(
+        self,
+        remote: str,
+        request: RequestHead | None,
+        status: int,
+        body_path: str,
+        size: int,
+        duration: float,
+    ) -> None:
+        """One response's Common or Combined line, buffered (``ResponseLog.response``'s
+        fields; ``body_path`` and ``duration`` are not in these forms)."""
+        when = time.time()
+        if when >= self._next_second:
+            self._stamp = clf_time(when)
+            self._next_second = int(when) + 1.0
+        if remote is not self._remote:
+            self._remote = remote
+            self._remote_text = remote.encode("ascii", "replace")
+        referer = agent = None
+        if request is None:  # refused before it parsed
+            method = target = protocol = b""
+        else:
+            method, target, protocol = request.method, request.target, request.http_version
+            if self.combined:
+                for name, value in request.headers:
+                    if name == b"referer":
+                        referer = value
+                    elif name == b"user-agent":
+                        agent = value
+        buffer = self._buffer
+        if len(buffer) < MAX_BUFFERED_BYTES:
+            buffer += clf_line(
+                self._remote_text, self._stamp, method, target, protocol, status, size,
+                referer, agent, self.combined,
+            )  # fmt: skip
+            buffer += b"\n"
+
+    def _json(
+        self,
+        remote: str,
+        request: RequestHead | None,
+        status: int,
+        body_path: str,
+        size: int,
+        duration: float,
+    ) -> None:
+        """One response's JSON line, buffered."""
+        if remote is not self._remote:
+            self._remote = remote
+            self._remote_json = json_bytes(remote.encode("latin-1", "replace"))
+        referer = agent = None
+        if request is None:
+            method = target = protocol = b""
+        else:
+            method, target, protocol = request.method, request.target, request.http_version
+            for name, value in request.headers:
+                if name == b"referer":
+                    referer = value
+                elif name == b"user-agent":
+                    agent = value
+        buffer = self._buffer
+        if len(buffer) < MAX_BUFFERED_BYTES:
+            buffer += json_text(
+                self._remote_json, time.time(), method, target, protocol, status, size,
+                duration, referer, agent, body_path,
+            )  # fmt: skip
+            buffer += b"\n"
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = loop.call_later(FLUSH_SECONDS, self._tick, loop)
 
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._lines and (self._flushing is None or self._flushing.done()):
+        if self._buffer and (self._flushing is None or self._flushing.done()):
             self._flushing = loop.create_task(self.flush())
         self._timer = loop.call_later(FLUSH_SECONDS, self._tick, loop)
 
     async def flush(self) -> None:
         """Write what is buffered, in a thread: a slow disk or a full pipe never stalls us."""
-        if not self._lines or self._fd < 0:
+        if not self._buffer or self._fd < 0:
             return
-        data = b"\n".join(self._lines) + b"\n"
-        self._lines.clear()
+        data, self._buffer = self._buffer, bytearray()
         try:
             await asyncio.get_running_loop().run_in_executor(None, _write_all, self._fd, data)
         except OSError as exc:
@@ -207,7 +343,7 @@ class AccessLog:
             self._fd = -1
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | bytearray) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)

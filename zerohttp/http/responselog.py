@@ -1,7 +1,7 @@
 """What is reported of every response: the access log line, the metrics, the debug line.
 
 The drivers hand over one finished response (its request, status, body path and bytes);
-this unit turns it into one ``AccessRecord`` and feeds whichever reports are on. The
+this unit feeds it to whichever reports are on. The
 drivers test ``ResponseLog.active`` first, so with nothing on a response costs one
 attribute test.
 
@@ -16,7 +16,7 @@ import logging
 import time
 
 from ..message.response import RequestHead
-from .accesslog import AccessLog, AccessRecord
+from .accesslog import AccessLog
 from .proxy import ProxyHeaders
 from .stats import Stats
 
@@ -59,24 +59,9 @@ class ResponseLog:
             )
         log = self.access_log
         if log is not None:
-            referer = agent = None
-            if request is None:  # refused before it parsed
-                method = target = version = b""
-            else:
-                method, target, version = request.method, request.target, request.http_version
-                for name, value in request.headers:
-                    if name == b"referer":
-                        referer = value
-                    elif name == b"user-agent":
-                        agent = value
-                proxy = self.proxy
-                if proxy is not None:
-                    remote = client_address(proxy, remote, request)
-            record = AccessRecord(
-                remote, time.time(), method, target, version, status, body_bytes, duration,
-                referer, agent, body_path,
-            )  # fmt: skip
-            log.add(log.line(record))
+            if request is not None and self.proxy is not None:
+                remote = client_address(self.proxy, remote, request)
+            log.respond(remote, request, status, body_path, body_bytes, duration)
         if self.debug:
             target_text = request.target.decode("latin-1") if request else "-"
             method_text = request.method.decode("latin-1") if request else "-"
