@@ -207,9 +207,11 @@ LINE_FUNCTIONS: dict[str, LineFunction] = {
 class AccessLog:
     """Lines for one file (or stdout), buffered in memory and flushed from the event loop.
 
-    ``respond`` is the one call per response: it formats the line straight into one
-    ``bytearray`` (no record object, no list of lines to join later), with the client's
-    address encoded once per client and the timestamp once a second.
+    ``respond`` is the one call per response, with ``ResponseLog.response``'s signature
+    (with nothing else reporting, the drivers call it directly: ``ResponseLog.report``):
+    it formats the line straight into one ``bytearray`` (no record object, no list of
+    lines to join later), with the client's address encoded once per client and the
+    timestamp once a second.
     """
 
     def __init__(self, form: AccessLogFormat, path: str = "") -> None:
@@ -245,10 +247,10 @@ class AccessLog:
         status: int,
         body_path: str,
         size: int,
-        duration: float,
+        started: float,
     ) -> None:
         """One response's Common or Combined line, buffered (``ResponseLog.response``'s
-        fields; ``body_path`` and ``duration`` are not in these forms)."""
+        fields; the body path and the duration are not in these forms)."""
         when = time.time()
         if when >= self._next_second:
             self._stamp = clf_time(when)
@@ -282,9 +284,10 @@ class AccessLog:
         status: int,
         body_path: str,
         size: int,
-        duration: float,
+        started: float,
     ) -> None:
-        """One response's JSON line, buffered."""
+        """One response's JSON line, buffered; ``started`` is the perf_counter() of its head."""
+        duration = time.perf_counter() - started
         if remote is not self._remote:
             self._remote = remote
             self._remote_json = json_bytes(remote.encode("latin-1", "replace"))
