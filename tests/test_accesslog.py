@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,6 +23,10 @@ from hypothesis import strategies as st
 
 from zerohttp.http import accesslog
 from zerohttp.http.accesslog import AccessRecord, json_line
+from zerohttp.http.proxy import ProxyHeaders
+from zerohttp.http.responselog import ResponseLog
+from zerohttp.http.stats import Stats
+from zerohttp.message.response import RequestHead
 
 
 def format_common(rec: AccessRecord) -> str:
@@ -120,6 +125,109 @@ def test_any_request_is_one_parseable_line(
     assert (parsed["status"], parsed["bytes_sent"]) == (status, size)
     for key, value in (("user_agent", agent), ("referer", referer)):
         assert parsed[key] == (value.decode("latin-1") if value else None)
+
+
+WHEN = 1767225600.25
+CLIENTS = ("127.0.0.1", "10.0.0.7")
+
+
+def fixed_clock(mp: pytest.MonkeyPatch, perf: float = 5.0) -> None:
+    """``time.time()`` is WHEN and ``time.perf_counter()`` is ``perf``, for the log only."""
+    clock = SimpleNamespace(
+        time=lambda: WHEN, perf_counter=lambda: perf, strftime=time.strftime,
+        localtime=time.localtime, gmtime=time.gmtime,
+    )  # fmt: skip
+    mp.setattr(accesslog, "time", clock)
+
+
+@given(
+    target=st.binary(max_size=100),
+    agent=st.one_of(st.none(), st.binary(max_size=60)),
+    referer=st.one_of(st.none(), st.binary(max_size=60)),
+    status=st.integers(100, 599),
+    size=st.integers(0, 2**40),
+    clients=st.lists(st.sampled_from(CLIENTS), min_size=1, max_size=4),
+)
+def test_respond_buffers_what_the_line_functions_write(
+    target: bytes,
+    agent: bytes | None,
+    referer: bytes | None,
+    status: int,
+    size: int,
+    clients: list[str],
+) -> None:
+    """The per-response path (no record, a cached client and stamp) against the line
+    functions over an AccessRecord: the same bytes, client after client."""
+    headers = [(b"host", b"a.test")]
+    if agent is not None:
+        headers.append((b"user-agent", agent))
+    if referer is not None:
+        headers.append((b"referer", referer))
+    request = RequestHead(b"GET", target, b"1.1", tuple(headers))
+    with pytest.MonkeyPatch.context() as mp:
+        fixed_clock(mp, perf=5.0)
+        for form in ("common", "combined", "json"):
+            log = accesslog.AccessLog(form)  # type: ignore[arg-type]
+            expected = []
+            for client in clients:
+                log.respond(client, request, status, "fallback", size, 5.0 - 0.0125)
+                rec = record(
+                    remote_addr=client, time=WHEN, target=target, status=status,
+                    bytes_sent=size, referer=referer, user_agent=agent, body_path="fallback",
+                )  # fmt: skip
+                expected.append(log.line(rec))
+            log.respond(clients[0], None, 400, "memory", 0, 5.0 - 0.0125)  # refused unparsed
+            refused = record(
+                remote_addr=clients[0], time=WHEN, method=b"", target=b"", protocol=b"",
+                status=400, bytes_sent=0, referer=None, user_agent=None, body_path="memory",
+            )  # fmt: skip
+            expected.append(log.line(refused))
+            assert bytes(log._buffer) == b"".join(line + b"\n" for line in expected), form
+
+
+def test_the_stamp_follows_the_clock() -> None:
+    log = accesslog.AccessLog("common")
+    request = RequestHead(b"GET", b"/", b"1.1", ())
+    with pytest.MonkeyPatch.context() as mp:
+        for when in (WHEN, WHEN + 0.5, WHEN + 1.0, WHEN + 3600.2):
+            clock = SimpleNamespace(time=lambda when=when: when, strftime=time.strftime,
+                                    localtime=time.localtime)  # fmt: skip
+            mp.setattr(accesslog, "time", clock)
+            log.respond("127.0.0.1", request, 200, "memory", 1, 0.0)
+    stamps = [line.split(b" ")[3] for line in bytes(log._buffer).splitlines()]
+    assert [s.decode() for s in stamps] == [
+        clf_time(when).split(" ")[0] for when in (WHEN, WHEN + 0.5, WHEN + 1.0, WHEN + 3600.2)
+    ]
+    assert stamps[0] == stamps[1] != stamps[2] != stamps[3]
+
+
+def test_a_stuck_writer_drops_lines_beyond_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(accesslog, "MAX_BUFFERED_BYTES", 1000)
+    log = accesslog.AccessLog("combined")
+    request = RequestHead(b"GET", b"/x", b"1.1", ())
+    for _ in range(100):
+        log.respond("127.0.0.1", request, 200, "memory", 1, 0.0)
+    line = bytes(log._buffer).splitlines(keepends=True)[0]
+    assert len(log._buffer) == len(line) * -(-1000 // len(line))  # up to the limit, whole lines
+
+
+def test_report_is_the_log_itself_only_when_nothing_else_reports() -> None:
+    log = accesslog.AccessLog("json")
+    alone = ResponseLog(log, None)
+    assert alone.report == log.respond
+    with_stats = ResponseLog(log, Stats())
+    assert with_stats.report == with_stats.response
+    behind_proxy = ResponseLog(log, None, ProxyHeaders(["*"]))
+    assert behind_proxy.report == behind_proxy.response
+    request = RequestHead(b"GET", b"/a", b"1.1", ((b"user-agent", b"x"),))
+    with pytest.MonkeyPatch.context() as mp:
+        fixed_clock(mp)
+        alone.report("127.0.0.1", request, 200, "sendfile", 7, 4.5)
+        first = bytes(log._buffer)
+        log._buffer.clear()
+        with_stats.report("127.0.0.1", request, 200, "sendfile", 7, 4.5)
+    assert bytes(log._buffer) == first
+    assert json.loads(first)["duration_ms"] == 500.0
 
 
 def fetch(port: int, requests: list[tuple[str, str, dict[str, str]]]) -> list[tuple[int, int]]:
