@@ -128,6 +128,14 @@ def test_any_request_is_one_parseable_line(
 
 
 WHEN = 1767225600.25
+
+
+def buffered(log: accesslog.AccessLog) -> bytes:
+    """What the log holds for its next write (pending lines formatted first)."""
+    log._format()
+    return bytes(log._buffer)
+
+
 CLIENTS = ("127.0.0.1", "10.0.0.7")
 
 
@@ -182,7 +190,7 @@ def test_respond_buffers_what_the_line_functions_write(
                 status=400, bytes_sent=0, referer=None, user_agent=None, body_path="memory",
             )  # fmt: skip
             expected.append(log.line(refused))
-            assert bytes(log._buffer) == b"".join(line + b"\n" for line in expected), form
+            assert buffered(log) == b"".join(line + b"\n" for line in expected), form
 
 
 def test_the_stamp_follows_the_clock() -> None:
@@ -194,7 +202,7 @@ def test_the_stamp_follows_the_clock() -> None:
                                     localtime=time.localtime)  # fmt: skip
             mp.setattr(accesslog, "time", clock)
             log.respond("127.0.0.1", request, 200, "memory", 1, 0.0)
-    stamps = [line.split(b" ")[3] for line in bytes(log._buffer).splitlines()]
+    stamps = [line.split(b" ")[3] for line in buffered(log).splitlines()]
     assert [s.decode() for s in stamps] == [
         clf_time(when).split(" ")[0] for when in (WHEN, WHEN + 0.5, WHEN + 1.0, WHEN + 3600.2)
     ]
@@ -203,12 +211,16 @@ def test_the_stamp_follows_the_clock() -> None:
 
 def test_a_stuck_writer_drops_lines_beyond_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(accesslog, "MAX_BUFFERED_BYTES", 1000)
-    log = accesslog.AccessLog("combined")
-    request = RequestHead(b"GET", b"/x", b"1.1", ())
-    for _ in range(100):
-        log.respond("127.0.0.1", request, 200, "memory", 1, 0.0)
-    line = bytes(log._buffer).splitlines(keepends=True)[0]
-    assert len(log._buffer) == len(line) * -(-1000 // len(line))  # up to the limit, whole lines
+    monkeypatch.setattr(accesslog, "BATCH", 4)
+    for form in ("combined", "json"):
+        log = accesslog.AccessLog(form)  # type: ignore[arg-type]
+        request = RequestHead(b"GET", b"/x", b"1.1", ())
+        for _ in range(100):
+            log.respond("127.0.0.1", request, 200, "memory", 1, 0.0)
+        held = buffered(log)
+        line = len(held.splitlines(keepends=True)[0])
+        assert held.count(b"\n") * line == len(held)  # whole lines
+        assert 1000 <= len(held) < 1000 + 4 * line  # up to the limit (a batch past it)
 
 
 def test_report_is_the_log_itself_only_when_nothing_else_reports() -> None:
@@ -223,10 +235,10 @@ def test_report_is_the_log_itself_only_when_nothing_else_reports() -> None:
     with pytest.MonkeyPatch.context() as mp:
         fixed_clock(mp)
         alone.report("127.0.0.1", request, 200, "sendfile", 7, 4.5)
-        first = bytes(log._buffer)
+        first = buffered(log)
         log._buffer.clear()
         with_stats.report("127.0.0.1", request, 200, "sendfile", 7, 4.5)
-    assert bytes(log._buffer) == first
+    assert buffered(log) == first
     assert json.loads(first)["duration_ms"] == 500.0
 
 
