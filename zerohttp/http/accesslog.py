@@ -31,6 +31,11 @@ BATCH = 128  # responses whose Common/Combined lines are formatted together
 # one line of each form, for a line whose fields need no escaping (``AccessLog._format``)
 _COMMON_ROW = b'%s - - %s "%s %s HTTP/%s" %d %s\n'
 _COMBINED_ROW = b'%s - - %s "%s %s HTTP/%s" %d %s "%s" "%s"\n'
+_JSON_ROW = (
+    b'{"remote_addr":%s,"time":"%s.%03dZ","method":"%s","path":"%s","protocol":"HTTP/%s",'
+    b'"status":%d,"bytes_sent":%d,"duration_ms":%d.%03d,"referer":%s,"user_agent":%s,'
+    b'"body_path":%s}\n'
+)
 MAX_BUFFERED_BYTES = 16 << 20  # beyond this (a writer stuck for long), lines are dropped
 
 
@@ -228,6 +233,7 @@ class AccessLog:
         self._fd = -1
         self._buffer = bytearray()
         self._pending: list[tuple[str, RequestHead | None, int, int, float]] = []
+        self._pending_json: list[tuple[str, RequestHead | None, int, int, float, float, str]] = []
         self._remote = ""  # the last client seen, and its text in the line
         self._remote_text: bytes = b""
         self._remote_json = b'""'
@@ -267,6 +273,10 @@ class AccessLog:
         repeated once per line: a tight loop that only gathers fields costs a fraction of
         formatting each line between two responses (benchmarks/RESULTS.md, "Issue 21").
         A line that needs escaping or has no request goes through ``clf_line`` alone."""
+        if self._pending_json:
+            self._format_json()
+        if not self._pending:
+            return
         pending, self._pending = self._pending, []
         buffer = self._buffer
         if len(buffer) >= MAX_BUFFERED_BYTES:  # the writer is stuck: drop the batch
@@ -335,11 +345,65 @@ class AccessLog:
         size: int,
         started: float,
     ) -> None:
-        """One response's JSON line, buffered; ``started`` is the perf_counter() of its head."""
-        duration = time.perf_counter() - started
-        if remote is not self._remote:
-            self._remote = remote
-            self._remote_json = json_bytes(remote.encode("latin-1", "replace"))
+        """One response for a JSON line, kept for the next batch (``_format_json``);
+        ``started`` is the perf_counter() of its head."""
+        now = time.perf_counter()
+        pending = self._pending_json
+        pending.append((remote, request, status, size, time.time(), now - started, body_path))
+        if len(pending) >= BATCH:
+            self._format_json()
+
+    def _format_json(self) -> None:
+        """The pending JSON lines, as ``_format`` does the others: fields gathered, one
+        ``%`` for all lines whose strings need no escaping, ``json_text`` for the rest."""
+        pending, self._pending_json = self._pending_json, []
+        buffer = self._buffer
+        if len(buffer) >= MAX_BUFFERED_BYTES:
+            return
+        fields: list[bytes | int] = []
+        rows = 0
+        for remote, request, status, size, when, duration, body_path in pending:
+            if remote is not self._remote:
+                self._remote = remote
+                self._remote_json = json_bytes(remote.encode("latin-1", "replace"))
+            referer = agent = b"null"
+            path = _BODY_PATHS.get(body_path, b"")
+            plain = bool(path) and request is not None
+            if plain:
+                plain = not request.target.translate(None, _SAFE)  # type: ignore[union-attr]
+                for name, value in request.headers:  # type: ignore[union-attr]
+                    if name == b"referer":
+                        referer = b'"%s"' % value if value else b"null"
+                        plain = plain and not value.translate(None, _SAFE)
+                    elif name == b"user-agent":
+                        agent = b'"%s"' % value if value else b"null"
+                        plain = plain and not value.translate(None, _SAFE)
+            if not plain:  # rare: one line on its own, in order
+                if rows:
+                    buffer += _JSON_ROW * rows % tuple(fields)
+                    fields.clear()
+                    rows = 0
+                buffer += self._json_alone(request, status, size, when, duration, body_path)
+                continue
+            micros = int(duration * 1e6 + 0.5)
+            fields += (
+                self._remote_json, _utc_second(when), int((when - int(when)) * 1000),
+                request.method, request.target, request.http_version, status, size,  # type: ignore[union-attr]
+                micros // 1000, micros % 1000, referer, agent, path,
+            )  # fmt: skip
+            rows += 1
+        if rows:
+            buffer += _JSON_ROW * rows % tuple(fields)
+
+    def _json_alone(
+        self,
+        request: RequestHead | None,
+        status: int,
+        size: int,
+        when: float,
+        duration: float,
+        body_path: str,
+    ) -> bytes:
         referer = agent = None
         if request is None:
             method = target = protocol = b""
@@ -350,28 +414,24 @@ class AccessLog:
                     referer = value
                 elif name == b"user-agent":
                     agent = value
-        buffer = self._buffer
-        if len(buffer) < MAX_BUFFERED_BYTES:
-            buffer += json_text(
-                self._remote_json, time.time(), method, target, protocol, status, size,
-                duration, referer, agent, body_path,
-            )  # fmt: skip
-            buffer += b"\n"
+        line = json_text(
+            self._remote_json, when, method, target, protocol, status, size, duration,
+            referer, agent, body_path,
+        )  # fmt: skip
+        return line + b"\n"
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = loop.call_later(FLUSH_SECONDS, self._tick, loop)
 
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._pending:
-            self._format()
+        self._format()
         if self._buffer and (self._flushing is None or self._flushing.done()):
             self._flushing = loop.create_task(self.flush())
         self._timer = loop.call_later(FLUSH_SECONDS, self._tick, loop)
 
     async def flush(self) -> None:
         """Write what is buffered, in a thread: a slow disk or a full pipe never stalls us."""
-        if self._pending:
-            self._format()
+        self._format()
         if not self._buffer or self._fd < 0:
             return
         data, self._buffer = self._buffer, bytearray()
