@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import start_server
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from zerohttp.http import accesslog
@@ -128,6 +128,10 @@ def test_any_request_is_one_parseable_line(
 
 
 WHEN = 1767225600.25
+PLAIN = RequestHead(  # what record() describes
+    b"GET", b"/a%20b?x=1", b"1.1",
+    ((b"referer", b"http://example.test/"), (b"user-agent", b"curl/8.0")),
+)  # fmt: skip
 
 
 def buffered(log: accesslog.AccessLog) -> bytes:
@@ -148,14 +152,19 @@ def fixed_clock(mp: pytest.MonkeyPatch, perf: float = 5.0) -> None:
     mp.setattr(accesslog, "time", clock)
 
 
+PRINTABLE = st.from_regex(rb"[ -~]{0,40}", fullmatch=True)  # mostly needs no escaping
+
+
 @given(
-    target=st.binary(max_size=100),
-    agent=st.one_of(st.none(), st.binary(max_size=60)),
-    referer=st.one_of(st.none(), st.binary(max_size=60)),
+    target=st.one_of(st.binary(max_size=100), PRINTABLE),
+    agent=st.one_of(st.none(), st.binary(max_size=60), PRINTABLE),
+    referer=st.one_of(st.none(), st.binary(max_size=60), PRINTABLE),
     status=st.integers(100, 599),
     size=st.integers(0, 2**40),
-    clients=st.lists(st.sampled_from(CLIENTS), min_size=1, max_size=4),
+    clients=st.lists(st.sampled_from(CLIENTS), min_size=1, max_size=6),
 )
+@example(target=b"/x", agent=b"ok", referer=b'a"b', status=200, size=1, clients=["::1"])
+@example(target=b"/x", agent=b"\\", referer=b"", status=304, size=0, clients=["::1", "::1"])
 def test_respond_buffers_what_the_line_functions_write(
     target: bytes,
     agent: bytes | None,
@@ -164,8 +173,9 @@ def test_respond_buffers_what_the_line_functions_write(
     size: int,
     clients: list[str],
 ) -> None:
-    """The per-response path (no record, a cached client and stamp) against the line
-    functions over an AccessRecord: the same bytes, client after client."""
+    """The per-response path (fields kept, lines formatted in batches, a cached client
+    and stamp) against the line functions over an AccessRecord: the same bytes, in
+    order, client after client, the generated request between plain ones."""
     headers = [(b"host", b"a.test")]
     if agent is not None:
         headers.append((b"user-agent", agent))
@@ -177,7 +187,10 @@ def test_respond_buffers_what_the_line_functions_write(
         for form in ("common", "combined", "json"):
             log = accesslog.AccessLog(form)  # type: ignore[arg-type]
             expected = []
-            for client in clients:
+            for i, client in enumerate(clients):
+                if i % 2:  # a plain request between the generated ones
+                    log.respond(client, PLAIN, 200, "sendfile", 1024, 5.0 - 0.0125)
+                    expected.append(log.line(record(remote_addr=client, time=WHEN)))
                 log.respond(client, request, status, "fallback", size, 5.0 - 0.0125)
                 rec = record(
                     remote_addr=client, time=WHEN, target=target, status=status,

@@ -1,26 +1,51 @@
 """The access log: one line per response, in Common, Combined or JSON form.
 
-Formatting is plain functions over a line's fields (``clf_line``, ``json_text``; the
-``*_line`` functions take them as one ``AccessRecord``). ``AccessLog.respond`` is what a
-response costs: its line formatted straight into one buffer (measured in
-benchmarks/RESULTS.md, "Issue 21"). Writing never blocks the loop: the buffer is handed,
-at least once a second and at shutdown, to a thread that writes it in one ``os.write``. A full
-disk or a closed pipe is logged once, and the server keeps serving (lines are dropped
-until writing works again).
+The forms are plain functions in ``loglines.py``. ``AccessLog.respond`` is what a response
+costs: its fields kept, then formatted with the next BATCH responses in one go (measured
+in benchmarks/RESULTS.md, "Issue 21": formatting each line between two responses cost
+three times as much under load). Writing never blocks the loop: the buffer is handed, at
+least once a second and at shutdown, to a thread that writes it in one ``os.write``. A
+full disk or a closed pipe is logged once, and the server keeps serving (lines are
+dropped until writing works again).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
-import re
 import time
-from collections.abc import Callable
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from ..message.response import RequestHead
+from .loglines import (
+    BODY_PATHS,
+    COMBINED_ROW,
+    COMMON_ROW,
+    JSON_ROW,
+    LINE_FUNCTIONS,
+    SAFE,
+    AccessRecord,
+    clf_line,
+    clf_time,
+    combined_line,
+    common_line,
+    json_bytes,
+    json_line,
+    json_text,
+    utc_second,
+)
+
+__all__ = [
+    "ACCESS_LOG_FORMATS",
+    "AccessLog",
+    "AccessLogFormat",
+    "AccessRecord",
+    "clf_time",
+    "combined_line",
+    "common_line",
+    "json_line",
+]
 
 logger = logging.getLogger("zerohttp")
 
@@ -28,189 +53,7 @@ AccessLogFormat = Literal["off", "common", "combined", "json"]
 ACCESS_LOG_FORMATS: tuple[AccessLogFormat, ...] = ("off", "common", "combined", "json")
 FLUSH_SECONDS = 1.0
 BATCH = 128  # responses whose Common/Combined lines are formatted together
-# one line of each form, for a line whose fields need no escaping (``AccessLog._format``)
-_COMMON_ROW = b'%s - - %s "%s %s HTTP/%s" %d %s\n'
-_COMBINED_ROW = b'%s - - %s "%s %s HTTP/%s" %d %s "%s" "%s"\n'
-_JSON_ROW = (
-    b'{"remote_addr":%s,"time":"%s.%03dZ","method":"%s","path":"%s","protocol":"HTTP/%s",'
-    b'"status":%d,"bytes_sent":%d,"duration_ms":%d.%03d,"referer":%s,"user_agent":%s,'
-    b'"body_path":%s}\n'
-)
 MAX_BUFFERED_BYTES = 16 << 20  # beyond this (a writer stuck for long), lines are dropped
-
-
-class AccessRecord(NamedTuple):
-    """The fields of one line, as the line functions take them (a response's line is
-    formatted from them directly, without this object: ``AccessLog.respond``)."""
-
-    remote_addr: str
-    time: float  # epoch seconds at the end of the response
-    method: bytes
-    target: bytes
-    protocol: bytes  # "1.1"
-    status: int
-    bytes_sent: int  # body bytes actually sent
-    duration: float  # seconds
-    referer: bytes | None
-    user_agent: bytes | None
-    body_path: str  # sendfile, fallback, memory
-
-
-LineFunction = Callable[[AccessRecord], bytes]
-
-_UNSAFE = re.compile(rb'[^\x20-\x7e]|["\\]')
-_SAFE = bytes(b for b in range(0x20, 0x7F) if b not in b'"\\')
-
-
-def _escape(value: bytes) -> bytes:
-    """As nginx does: '"', '\\' and bytes outside printable ASCII become \\xHH."""
-    if value.translate(None, _SAFE):  # something is left once the safe bytes are gone
-        return _UNSAFE.sub(lambda m: b"\\x%02X" % m.group()[0], value)
-    return value
-
-
-class _SecondCache:
-    """A timestamp's text, rendered once a second (a log line needs only its second)."""
-
-    __slots__ = ("_render", "_second", "_text")
-
-    def __init__(self, render: Callable[[int], bytes]) -> None:
-        self._render = render
-        self._second = -1
-        self._text = render(0)
-
-    def __call__(self, when: float) -> bytes:
-        second = int(when)
-        if second != self._second:
-            self._second = second
-            self._text = self._render(second)
-        return self._text
-
-
-# ``[10/Oct/2000:13:55:36 +0000]``, local time, as Apache and nginx write it.
-clf_time = _SecondCache(
-    lambda second: time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(second)).encode()
-)
-# ``2000-10-10T13:55:36``, UTC, to which JSON lines add milliseconds and ``Z``.
-_utc_second = _SecondCache(
-    lambda second: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
-)
-
-
-def clf_line(
-    remote: bytes,
-    stamp: bytes,
-    method: bytes,
-    target: bytes,
-    protocol: bytes,
-    status: int,
-    size: int,
-    referer: bytes | None,
-    agent: bytes | None,
-    combined: bool,
-) -> bytes:
-    """One Common (or, ``combined``, Combined) line: the one place its form is written.
-    ``stamp`` is ``clf_time``'s text; the method is a token (both head readers refuse
-    anything else), empty for a head refused unparsed."""
-    if target.translate(None, _SAFE):  # something unsafe is left: escape (rare)
-        target = _escape(target)
-    request = b"%s %s HTTP/%s" % (method, target, protocol) if method else b"-"
-    if not combined:
-        return b'%s - - %s "%s" %d %s' % (
-            remote,
-            stamp,
-            request,
-            status,
-            b"%d" % size if size else b"-",
-        )
-    return b'%s - - %s "%s" %d %s "%s" "%s"' % (
-        remote,
-        stamp,
-        request,
-        status,
-        b"%d" % size if size else b"-",
-        _escape(referer) if referer else b"-",
-        _escape(agent) if agent else b"-",
-    )
-
-
-def common_line(record: AccessRecord) -> bytes:
-    """Common Log Format, as bytes (it is all ASCII, and the file wants bytes)."""
-    return clf_line(
-        record.remote_addr.encode("ascii", "replace"), clf_time(record.time), record.method,
-        record.target, record.protocol, record.status, record.bytes_sent, None, None, False,
-    )  # fmt: skip
-
-
-def combined_line(record: AccessRecord) -> bytes:
-    """Combined Log Format: Common plus the quoted Referer and User-Agent."""
-    return clf_line(
-        record.remote_addr.encode("ascii", "replace"), clf_time(record.time), record.method,
-        record.target, record.protocol, record.status, record.bytes_sent, record.referer,
-        record.user_agent, True,
-    )  # fmt: skip
-
-
-_json_string = json.encoder.encode_basestring_ascii
-
-
-def json_bytes(value: bytes | None) -> bytes:
-    """A JSON string (or ``null``) of bytes read as latin-1, exactly as the json module's
-    ASCII encoder writes it; printable ASCII without quote or backslash is written as it is
-    (the common case, without a call into the encoder)."""
-    if value is None:
-        return b"null"
-    if value.translate(None, _SAFE):
-        return _json_string(value.decode("latin-1")).encode("ascii")
-    return b'"%s"' % value
-
-
-def json_line(record: AccessRecord) -> bytes:
-    """One JSON object for ``record`` (the path a response takes is ``AccessLog.respond``)."""
-    return json_text(
-        json_bytes(record.remote_addr.encode("latin-1", "replace")), record.time,
-        record.method, record.target, record.protocol, record.status, record.bytes_sent,
-        record.duration, record.referer, record.user_agent, record.body_path,
-    )  # fmt: skip
-
-
-_BODY_PATHS = {path: b'"%s"' % path.encode() for path in ("sendfile", "fallback", "memory")}
-
-
-def json_text(
-    remote: bytes,
-    when: float,
-    method: bytes,
-    target: bytes,
-    protocol: bytes,
-    status: int,
-    size: int,
-    duration: float,
-    referer: bytes | None,
-    agent: bytes | None,
-    body_path: str,
-) -> bytes:
-    """One JSON object, ``remote`` already a JSON string; strings escaped as the json
-    module's C encoder escapes them (``json.dumps`` of a dict cost four times as much)."""
-    path = _BODY_PATHS.get(body_path) or _json_string(body_path).encode("ascii")
-    micros = int(duration * 1e6 + 0.5)  # written as milliseconds with three decimals
-    return (
-        b'{"remote_addr":%s,"time":"%s.%03dZ","method":"%s","path":%s,"protocol":"%s",'
-        b'"status":%d,"bytes_sent":%d,"duration_ms":%d.%03d,"referer":%s,"user_agent":%s,'
-        b'"body_path":%s}'
-    ) % (
-        remote, _utc_second(when), int((when - int(when)) * 1000), method, json_bytes(target),
-        b"HTTP/" + protocol if method else b"", status, size, micros // 1000, micros % 1000,
-        json_bytes(referer) if referer else b"null", json_bytes(agent) if agent else b"null",
-        path,
-    )  # fmt: skip
-
-
-LINE_FUNCTIONS: dict[str, LineFunction] = {
-    "common": common_line,
-    "combined": combined_line,
-    "json": json_line,
-}
 
 
 class AccessLog:
@@ -218,8 +61,8 @@ class AccessLog:
 
     ``respond`` is the one call per response, with ``ResponseLog.response``'s signature
     (with nothing else reporting, the drivers call it directly: ``ResponseLog.report``):
-    it formats the line straight into one ``bytearray`` (no record object, no list of
-    lines to join later), with the client's address encoded once per client and the
+    it keeps the response's fields; every BATCH responses (and before every write) their
+    lines go into one ``bytearray``, the client's address encoded once per client and the
     timestamp once a second.
     """
 
@@ -282,7 +125,7 @@ class AccessLog:
         if len(buffer) >= MAX_BUFFERED_BYTES:  # the writer is stuck: drop the batch
             return
         combined = self.combined
-        form = _COMBINED_ROW if combined else _COMMON_ROW
+        form = COMBINED_ROW if combined else COMMON_ROW
         fields: list[bytes | int] = []
         rows = 0
         for remote, request, status, size, when in pending:
@@ -293,15 +136,15 @@ class AccessLog:
                 self._remote = remote
                 self._remote_text = remote.encode("ascii", "replace")
             referer = agent = b"-"
-            plain = request is not None and not request.target.translate(None, _SAFE)
+            plain = request is not None and not request.target.translate(None, SAFE)
             if plain and combined:
                 for name, value in request.headers:  # type: ignore[union-attr]
                     if name == b"referer":
                         referer = value
-                        plain = plain and bool(value) and not value.translate(None, _SAFE)
+                        plain = plain and bool(value) and not value.translate(None, SAFE)
                     elif name == b"user-agent":
                         agent = value
-                        plain = plain and bool(value) and not value.translate(None, _SAFE)
+                        plain = plain and bool(value) and not value.translate(None, SAFE)
             if not plain or request is None:  # rare: one line on its own, in order
                 if rows:
                     buffer += form * rows % tuple(fields)
@@ -367,33 +210,33 @@ class AccessLog:
                 self._remote = remote
                 self._remote_json = json_bytes(remote.encode("latin-1", "replace"))
             referer = agent = b"null"
-            path = _BODY_PATHS.get(body_path, b"")
+            path = BODY_PATHS.get(body_path, b"")
             plain = bool(path) and request is not None
             if plain:
-                plain = not request.target.translate(None, _SAFE)  # type: ignore[union-attr]
+                plain = not request.target.translate(None, SAFE)  # type: ignore[union-attr]
                 for name, value in request.headers:  # type: ignore[union-attr]
                     if name == b"referer":
                         referer = b'"%s"' % value if value else b"null"
-                        plain = plain and not value.translate(None, _SAFE)
+                        plain = plain and not value.translate(None, SAFE)
                     elif name == b"user-agent":
                         agent = b'"%s"' % value if value else b"null"
-                        plain = plain and not value.translate(None, _SAFE)
+                        plain = plain and not value.translate(None, SAFE)
             if not plain:  # rare: one line on its own, in order
                 if rows:
-                    buffer += _JSON_ROW * rows % tuple(fields)
+                    buffer += JSON_ROW * rows % tuple(fields)
                     fields.clear()
                     rows = 0
                 buffer += self._json_alone(request, status, size, when, duration, body_path)
                 continue
             micros = int(duration * 1e6 + 0.5)
             fields += (
-                self._remote_json, _utc_second(when), int((when - int(when)) * 1000),
+                self._remote_json, utc_second(when), int((when - int(when)) * 1000),
                 request.method, request.target, request.http_version, status, size,  # type: ignore[union-attr]
                 micros // 1000, micros % 1000, referer, agent, path,
             )  # fmt: skip
             rows += 1
         if rows:
-            buffer += _JSON_ROW * rows % tuple(fields)
+            buffer += JSON_ROW * rows % tuple(fields)
 
     def _json_alone(
         self,
