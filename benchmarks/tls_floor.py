@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import os
 import shlex
+import shutil
 import ssl
 import statistics
 import subprocess
@@ -163,6 +164,7 @@ def main() -> None:
                 ob.warm(server)
                 results.setdefault(server.name, []).append(ob.wrk(server, args.seconds))
         print(f"tls_floor: round {round_ + 1} done", file=sys.stderr, flush=True)
+    shutil.rmtree(work, ignore_errors=True)
     print(f"```\npython3 benchmarks/tls_floor.py {shlex.join(sys.argv[1:])}\n```\n")
     print("| server | 1 KiB keep-alive over TLS req/s (median) | server CPU µs/req | rounds |")
     print("|---|---:|---:|---|")
