@@ -13,15 +13,20 @@ import socket
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from conftest import start_server
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from zerohttp.http import accesslog
 from zerohttp.http.accesslog import AccessRecord, json_line
+from zerohttp.http.proxy import ProxyHeaders
+from zerohttp.http.responselog import ResponseLog
+from zerohttp.http.stats import Stats
+from zerohttp.message.response import RequestHead
 
 
 def format_common(rec: AccessRecord) -> str:
@@ -120,6 +125,134 @@ def test_any_request_is_one_parseable_line(
     assert (parsed["status"], parsed["bytes_sent"]) == (status, size)
     for key, value in (("user_agent", agent), ("referer", referer)):
         assert parsed[key] == (value.decode("latin-1") if value else None)
+
+
+WHEN = 1767225600.25
+PLAIN = RequestHead(  # what record() describes
+    b"GET", b"/a%20b?x=1", b"1.1",
+    ((b"referer", b"http://example.test/"), (b"user-agent", b"curl/8.0")),
+)  # fmt: skip
+
+
+def buffered(log: accesslog.AccessLog) -> bytes:
+    """What the log holds for its next write (pending lines formatted first)."""
+    log._format()
+    return bytes(log._buffer)
+
+
+CLIENTS = ("127.0.0.1", "10.0.0.7")
+
+
+def fixed_clock(mp: pytest.MonkeyPatch, perf: float = 5.0) -> None:
+    """``time.time()`` is WHEN and ``time.perf_counter()`` is ``perf``, for the log only."""
+    clock = SimpleNamespace(
+        time=lambda: WHEN, perf_counter=lambda: perf, strftime=time.strftime,
+        localtime=time.localtime, gmtime=time.gmtime,
+    )  # fmt: skip
+    mp.setattr(accesslog, "time", clock)
+
+
+PRINTABLE = st.from_regex(rb"[ -~]{0,40}", fullmatch=True)  # mostly needs no escaping
+
+
+@given(
+    target=st.one_of(st.binary(max_size=100), PRINTABLE),
+    agent=st.one_of(st.none(), st.binary(max_size=60), PRINTABLE),
+    referer=st.one_of(st.none(), st.binary(max_size=60), PRINTABLE),
+    status=st.integers(100, 599),
+    size=st.integers(0, 2**40),
+    clients=st.lists(st.sampled_from(CLIENTS), min_size=1, max_size=6),
+)
+@example(target=b"/x", agent=b"ok", referer=b'a"b', status=200, size=1, clients=["::1"])
+@example(target=b"/x", agent=b"\\", referer=b"", status=304, size=0, clients=["::1", "::1"])
+def test_respond_buffers_what_the_line_functions_write(
+    target: bytes,
+    agent: bytes | None,
+    referer: bytes | None,
+    status: int,
+    size: int,
+    clients: list[str],
+) -> None:
+    """The per-response path (fields kept, lines formatted in batches, a cached client
+    and stamp) against the line functions over an AccessRecord: the same bytes, in
+    order, client after client, the generated request between plain ones."""
+    headers = [(b"host", b"a.test")]
+    if agent is not None:
+        headers.append((b"user-agent", agent))
+    if referer is not None:
+        headers.append((b"referer", referer))
+    request = RequestHead(b"GET", target, b"1.1", tuple(headers))
+    with pytest.MonkeyPatch.context() as mp:
+        fixed_clock(mp, perf=5.0)
+        for form in ("common", "combined", "json"):
+            log = accesslog.AccessLog(form)  # type: ignore[arg-type]
+            expected = []
+            for i, client in enumerate(clients):
+                if i % 2:  # a plain request between the generated ones
+                    log.respond(client, PLAIN, 200, "sendfile", 1024, 5.0 - 0.0125)
+                    expected.append(log.line(record(remote_addr=client, time=WHEN)))
+                log.respond(client, request, status, "fallback", size, 5.0 - 0.0125)
+                rec = record(
+                    remote_addr=client, time=WHEN, target=target, status=status,
+                    bytes_sent=size, referer=referer, user_agent=agent, body_path="fallback",
+                )  # fmt: skip
+                expected.append(log.line(rec))
+            log.respond(clients[0], None, 400, "memory", 0, 5.0 - 0.0125)  # refused unparsed
+            refused = record(
+                remote_addr=clients[0], time=WHEN, method=b"", target=b"", protocol=b"",
+                status=400, bytes_sent=0, referer=None, user_agent=None, body_path="memory",
+            )  # fmt: skip
+            expected.append(log.line(refused))
+            assert buffered(log) == b"".join(line + b"\n" for line in expected), form
+
+
+def test_the_stamp_follows_the_clock() -> None:
+    log = accesslog.AccessLog("common")
+    request = RequestHead(b"GET", b"/", b"1.1", ())
+    with pytest.MonkeyPatch.context() as mp:
+        for when in (WHEN, WHEN + 0.5, WHEN + 1.0, WHEN + 3600.2):
+            clock = SimpleNamespace(time=lambda when=when: when, strftime=time.strftime,
+                                    localtime=time.localtime)  # fmt: skip
+            mp.setattr(accesslog, "time", clock)
+            log.respond("127.0.0.1", request, 200, "memory", 1, 0.0)
+    stamps = [line.split(b" ")[3] for line in buffered(log).splitlines()]
+    assert [s.decode() for s in stamps] == [
+        clf_time(when).split(" ")[0] for when in (WHEN, WHEN + 0.5, WHEN + 1.0, WHEN + 3600.2)
+    ]
+    assert stamps[0] == stamps[1] != stamps[2] != stamps[3]
+
+
+def test_a_stuck_writer_drops_lines_beyond_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(accesslog, "MAX_BUFFERED_BYTES", 1000)
+    monkeypatch.setattr(accesslog, "BATCH", 4)
+    for form in ("combined", "json"):
+        log = accesslog.AccessLog(form)  # type: ignore[arg-type]
+        request = RequestHead(b"GET", b"/x", b"1.1", ())
+        for _ in range(100):
+            log.respond("127.0.0.1", request, 200, "memory", 1, 0.0)
+        held = buffered(log)
+        line = len(held.splitlines(keepends=True)[0])
+        assert held.count(b"\n") * line == len(held)  # whole lines
+        assert 1000 <= len(held) < 1000 + 4 * line  # up to the limit (a batch past it)
+
+
+def test_report_is_the_log_itself_only_when_nothing_else_reports() -> None:
+    log = accesslog.AccessLog("json")
+    alone = ResponseLog(log, None)
+    assert alone.report == log.respond
+    with_stats = ResponseLog(log, Stats())
+    assert with_stats.report == with_stats.response
+    behind_proxy = ResponseLog(log, None, ProxyHeaders(["*"]))
+    assert behind_proxy.report == behind_proxy.response
+    request = RequestHead(b"GET", b"/a", b"1.1", ((b"user-agent", b"x"),))
+    with pytest.MonkeyPatch.context() as mp:
+        fixed_clock(mp)
+        alone.report("127.0.0.1", request, 200, "sendfile", 7, 4.5)
+        first = buffered(log)
+        log._buffer.clear()
+        with_stats.report("127.0.0.1", request, 200, "sendfile", 7, 4.5)
+    assert buffered(log) == first
+    assert json.loads(first)["duration_ms"] == 500.0
 
 
 def fetch(port: int, requests: list[tuple[str, str, dict[str, str]]]) -> list[tuple[int, int]]:

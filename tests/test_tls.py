@@ -7,8 +7,10 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import platform
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,7 @@ from serverprocs import zerohttp
 from zerohttp import Config
 from zerohttp.errors import ConfigError
 from zerohttp.server import Server
-from zerohttp.tls import ktls_unavailable_reason
+from zerohttp.tls import keep_buffers_on_the_heap, ktls_unavailable_reason
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -251,3 +253,13 @@ def test_slow_tls_reader_of_a_large_file_keeps_memory_bounded(
         assert (peak - baseline) < 64 * 1024, f"RSS grew by {(peak - baseline) // 1024} MiB"
         assert server.stop() == 0
     assert os.path.getsize(root / "big.bin") == size
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="glibc's mallopt only",
+)
+def test_tls_bodies_keep_their_buffers_on_the_heap() -> None:
+    """The allocator settings a TLS server makes (a 1 GiB body without them spent most
+    of its CPU faulting in fresh pages per chunk: RESULTS.md, "Issue 21") take on glibc."""
+    assert keep_buffers_on_the_heap()

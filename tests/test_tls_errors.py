@@ -18,6 +18,7 @@ import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 
+from zerohttp import tls
 from zerohttp.config import Config
 from zerohttp.errors import ConfigError
 from zerohttp.tls import TLSSettings, server_context
@@ -216,3 +217,13 @@ def test_tls_settings_without_a_certificate_are_not_ignored(
     expected = rf"^{flags} TLS settings need --ssl-certfile \(without it there is no TLS\)$"
     with pytest.raises(ConfigError, match=expected):
         Config(**fields)  # type: ignore[arg-type]
+
+
+def test_a_tls_context_keeps_body_buffers_on_the_heap(
+    pem: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every TLS server sets the allocator up for its bodies' chunks (RESULTS.md, "Issue 21")."""
+    calls: list[bool] = []
+    monkeypatch.setattr(tls, "keep_buffers_on_the_heap", lambda: calls.append(True) or True)
+    server_context(TLSSettings(pem["cert"], pem["key"]))
+    assert calls == [True]

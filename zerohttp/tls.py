@@ -10,6 +10,8 @@ stays a single switch (``HTTPConnection.zero_copy``) for a kTLS path to use one 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import ssl
 import sys
 from dataclasses import dataclass
@@ -17,6 +19,13 @@ from dataclasses import dataclass
 from .errors import ConfigError
 
 ULP_LIST = "/proc/sys/net/ipv4/tcp_available_ulp"
+
+# glibc's mallopt parameters (malloc.h) and the values that keep TLS bodies' buffers on the
+# heap: see keep_buffers_on_the_heap.
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+MMAP_THRESHOLD = 8 << 20
+TRIM_THRESHOLD = 64 << 20
+TOP_PAD = 16 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +56,33 @@ def server_context(settings: TLSSettings) -> ssl.SSLContext:
             raise ConfigError(f"--ssl-ca-certs {settings.ca_certs!r}: {exc}") from None
     context.verify_mode = ssl.VerifyMode(settings.cert_reqs)
     context.set_alpn_protocols(["http/1.1"])
+    keep_buffers_on_the_heap()
     return context
+
+
+def keep_buffers_on_the_heap() -> bool:
+    """Keep the allocator from mapping and unmapping memory per body chunk; True if set.
+
+    A TLS body is read, encrypted and written in 256 KiB pieces, each a fresh ``bytes``.
+    glibc maps blocks that size with mmap and unmaps them on free (and trims the heap's
+    top), so every chunk faulted in new zeroed pages: a 1 GiB download spent most of its
+    CPU in page faults (benchmarks/RESULTS.md, "Issue 21"). Raising the mmap and trim
+    thresholds keeps the freed blocks for the next chunk. Not glibc: nothing to do.
+    """
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    settings = (
+        (M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+        (M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+        (M_TOP_PAD, TOP_PAD),
+    )
+    return all(mallopt(param, value) == 1 for param, value in settings)
 
 
 class _PasswordNeeded(Exception):

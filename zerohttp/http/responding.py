@@ -152,7 +152,7 @@ class Responding(DriverBase):
         remote = self.remote_addr
         if remote is None:
             remote = self.remote_addr = peer_address(self.transport)
-        self.state.log.response(remote, request, status, path, body_bytes, self.request_started)
+        self.state.log.report(remote, request, status, path, body_bytes, self.request_started)
 
     def date_line(self) -> bytes:
         return self.state.date.line()
