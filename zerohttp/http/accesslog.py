@@ -163,16 +163,7 @@ class AccessLog:
     def _line_alone(
         self, request: RequestHead | None, status: int, size: int, combined: bool
     ) -> bytes:
-        referer = agent = None
-        if request is None:
-            method = target = protocol = b""
-        else:
-            method, target, protocol = request.method, request.target, request.http_version
-            for name, value in request.headers:
-                if name == b"referer":
-                    referer = value
-                elif name == b"user-agent":
-                    agent = value
+        method, target, protocol, referer, agent = request_fields(request)
         line = clf_line(
             self._remote_text, self._stamp, method, target, protocol, status, size, referer,
             agent, combined,
@@ -247,16 +238,7 @@ class AccessLog:
         duration: float,
         body_path: str,
     ) -> bytes:
-        referer = agent = None
-        if request is None:
-            method = target = protocol = b""
-        else:
-            method, target, protocol = request.method, request.target, request.http_version
-            for name, value in request.headers:
-                if name == b"referer":
-                    referer = value
-                elif name == b"user-agent":
-                    agent = value
+        method, target, protocol, referer, agent = request_fields(request)
         line = json_text(
             self._remote_json, when, method, target, protocol, status, size, duration,
             referer, agent, body_path,
@@ -307,3 +289,19 @@ def _write_all(fd: int, data: bytes | bytearray) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def request_fields(
+    request: RequestHead | None,
+) -> tuple[bytes, bytes, bytes, bytes | None, bytes | None]:
+    """What a line says of its request: method, target, protocol, Referer and User-Agent
+    (empty for a head refused before it parsed)."""
+    if request is None:
+        return b"", b"", b"", None, None
+    referer = agent = None
+    for name, value in request.headers:
+        if name == b"referer":
+            referer = value
+        elif name == b"user-agent":
+            agent = value
+    return request.method, request.target, request.http_version, referer, agent
