@@ -544,3 +544,18 @@ def test_direct_framing_is_what_websockets_writes() -> None:
         else:
             library.send_binary(message)
         assert direct.data_to_send() == library.data_to_send()
+
+
+def test_an_idle_deflate_connection_holds_no_zlib_stream() -> None:
+    """The streams are made at their first use (~43 KiB an idle WebSocket saves), and then
+    kept for the context takeover."""
+    server = codec(deflate="permessage-deflate")
+    (extension,) = server.extensions
+    assert "encoder" not in vars(extension) and "decoder" not in vars(extension)
+    assert server.feed(deflated_frames(b"hello " * 20, 1)) == [b"hello " * 20]
+    assert "decoder" in vars(extension) and "encoder" not in vars(extension)
+    server.send_message("back")
+    assert "encoder" in vars(extension)
+    stream = extension.encoder
+    server.send_message("again")
+    assert extension.encoder is stream
