@@ -42,7 +42,6 @@ TEXT, BINARY, CONT, PONG, CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcod
 DATA = (TEXT, BINARY, CONT)
 MAX_REASON = 123  # a control frame carries at most 125 bytes (RFC 6455 §5.5), 2 are the code
 ABNORMAL = 1006  # never on the wire: what the app is told when the TCP connection just ends
-NO_STATUS = 1005
 
 Message = str | bytes
 
@@ -281,4 +280,4 @@ def fit_reason(reason: str) -> str:
     return reason.encode("utf-8", "replace")[:MAX_REASON].decode("utf-8", "ignore")
 
 
-__all__ = ["ABNORMAL", "NO_STATUS", "CloseCode", "Message", "ServerCodec"]
+__all__ = ["ABNORMAL", "CloseCode", "Message", "ServerCodec"]
